@@ -1,0 +1,1 @@
+"""ringstack block package (built in later issues)."""

@@ -1,0 +1,1 @@
+"""ringstack common package (built in later issues)."""

@@ -1,0 +1,1 @@
+"""ringstack compute package (built in later issues)."""

@@ -1,0 +1,1 @@
+"""ringstack identity package (built in later issues)."""

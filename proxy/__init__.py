@@ -1,0 +1,1 @@
+"""ringstack proxy package (built in later issues)."""

@@ -1,0 +1,1 @@
+"""ringstack storage_node package (built in later issues)."""
