@@ -59,14 +59,21 @@ class TierDispersion:
         return 100.0 * self.parts_over / self.parts if self.parts else 0.0
 
 
-def replicas_per_tier(assignment: np.ndarray, tree: TierTree,
-                      level: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(node, partition, count) for every tier node holding some replica of a partition."""
-    rows, parts = np.nonzero(assignment >= 0)
-    nodes = tree.device_node[level][assignment[rows, parts]]
-    keys = nodes * assignment.shape[1] + parts
-    unique, counts = np.unique(keys, return_counts=True)
-    return unique // assignment.shape[1], unique % assignment.shape[1], counts
+def tier_nodes(assignment: np.ndarray, tree: TierTree, level: int) -> np.ndarray:
+    """The tier node of every slot at `level` (-1 where a slot is empty)."""
+    placed = assignment >= 0
+    nodes = np.full(assignment.shape, -1, dtype=np.int64)
+    nodes[placed] = tree.device_node[level][assignment[placed]]
+    return nodes
+
+
+def same_tier_counts(nodes: np.ndarray) -> np.ndarray:
+    """For every slot, how many replicas of its partition share its tier node (rows are few,
+    so comparing every pair of rows is cheaper than sorting millions of keys)."""
+    counts = np.zeros(nodes.shape, dtype=np.int64)
+    for row in range(nodes.shape[0]):
+        counts += nodes == nodes[row]
+    return np.where(nodes >= 0, counts, 0)
 
 
 def partitions_over_limit(assignment: np.ndarray, tree: TierTree,
@@ -74,11 +81,11 @@ def partitions_over_limit(assignment: np.ndarray, tree: TierTree,
     """Mask of partitions that break a tier's replica limit anywhere (or share a device)."""
     bad = np.zeros(assignment.shape[1], dtype=bool)
     for level in range(1, tree.levels):
-        nodes, parts, counts = replicas_per_tier(assignment, tree, level)
-        level_limit = limit[level][nodes]
+        nodes = tier_nodes(assignment, tree, level)
+        level_limit = limit[level][nodes.clip(0)]
         if level == tree.levels - 1:
             level_limit = np.minimum(level_limit, 1)
-        bad[parts[counts > level_limit]] = True
+        bad |= ((same_tier_counts(nodes) > level_limit) & (nodes >= 0)).any(axis=0)
     return bad
 
 
@@ -96,7 +103,14 @@ def dispersion_report(assignment: np.ndarray, tree: TierTree,
     total_parts = assignment.shape[1]
     report = []
     for level in range(1, tree.levels):
-        nodes, _parts, counts = replicas_per_tier(assignment, tree, level)
+        slot_nodes = tier_nodes(assignment, tree, level)
+        counts = same_tier_counts(slot_nodes)
+        # One entry per (partition, node): the first row holding that node for the partition.
+        first = np.ones(slot_nodes.shape, dtype=bool)
+        for row in range(1, slot_nodes.shape[0]):
+            first[row] = ~(slot_nodes[:row] == slot_nodes[row]).any(axis=0)
+        pick = first & (slot_nodes >= 0)
+        nodes, counts = slot_nodes[pick], counts[pick]
         num_nodes = len(tree.keys[level])
         held = np.bincount(nodes, minlength=num_nodes)
         over = np.bincount(nodes[counts > limit[level][nodes]], minlength=num_nodes)
