@@ -280,6 +280,7 @@ class RingBuilder:
         rng = np.random.default_rng(seed)
         tree, target = self.replica_plan()
         limit = replica_plan.max_replicas(target)
+        floor = replica_plan.min_replicas(tree, target)
         quota = replica_plan.slot_quotas(tree, target, self.total_slots)
 
         first_build = self.assignment is None
@@ -298,12 +299,14 @@ class RingBuilder:
         slots_moved = int((assignment == UNASSIGNED).sum())
         over_quota = 0
         for pass_ in range(MAX_BALANCE_PASSES):
-            report, shed = place(assignment, tree, limit, quota, movable & ~moved, rng,
-                                 progress)
+            # The first pass moves only surplus; later passes may also move a replica from a
+            # device at quota to let a stuck one in (a chain of two moves).
+            report, shed = place(assignment, tree, limit, floor, quota, movable & ~moved, rng,
+                                 progress, movers_from_any_device=pass_ > 0)
             moved |= shed
             slots_moved += report.movers
             over_quota = report.over_quota if pass_ == 0 else over_quota
-            if not over_quota or (pass_ and not report.movers):
+            if not report.surplus_left or (pass_ and not report.movers):
                 break
         if first_build:
             moved[:] = True

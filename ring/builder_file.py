@@ -16,8 +16,7 @@ import numpy as np
 from ring.builder import RingBuilder
 from ring.device import Device
 from ring.errors import RingFileError
-from ring.serialization import (decode, encode, pack_array, read_file, unpack_array,
-                                write_atomically)
+from ring.serialization import decode, encode, pack_array, read_file, unpack_array, write_atomically
 
 BUILDER_MAGIC = b"RSBUILD\x00"
 BUILDER_FORMAT_VERSION = 1

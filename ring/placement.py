@@ -47,6 +47,7 @@ class PlacementReport:
     movers: int = 0
     over_quota: int = 0
     over_dispersion: int = 0
+    surplus_left: int = 0      # slots still above some device's quota afterwards
 
 
 def edge_flows(nodes: int, src: np.ndarray, dst: np.ndarray, cap: np.ndarray) -> np.ndarray:
@@ -135,8 +136,10 @@ def stripe(flows: np.ndarray, partitions: int, per_partition: int) -> np.ndarray
     return labels.reshape(per_partition, partitions).T.copy()
 
 
-def mix(matrix: np.ndarray, limit: np.ndarray, rng: np.random.Generator) -> None:
-    """Random swaps within columns that keep every child at most `limit` times per row."""
+def mix(matrix: np.ndarray, bounds: np.ndarray, rng: np.random.Generator) -> None:
+    """Random swaps within columns that keep every child between bounds[0] and bounds[1]
+    times in every row."""
+    low, limit = bounds
     rows, cols = matrix.shape
     if rows < 2 or cols < 2:
         return
@@ -149,8 +152,11 @@ def mix(matrix: np.ndarray, limit: np.ndarray, rng: np.random.Generator) -> None
         others = np.delete(np.arange(cols), column)
         count_b_in_a = (matrix[a][:, others] == label_b[:, None]).sum(axis=1)
         count_a_in_b = (matrix[b][:, others] == label_a[:, None]).sum(axis=1)
+        keep_a_in_a = (matrix[a][:, others] == label_a[:, None]).sum(axis=1)
+        keep_b_in_b = (matrix[b][:, others] == label_b[:, None]).sum(axis=1)
         ok = (label_a != label_b) & (count_b_in_a < limit[label_b]) & \
-             (count_a_in_b < limit[label_a])
+             (count_a_in_b < limit[label_a]) & (keep_a_in_a >= low[label_a]) & \
+             (keep_b_in_b >= low[label_b])
         matrix[a[ok], column] = label_b[ok]
         matrix[b[ok], column] = label_a[ok]
 
@@ -218,15 +224,20 @@ class _State:
     kept_dev: np.ndarray
     kept: np.ndarray                     # which of those are still in place
     partition_key: np.ndarray            # random order of partitions for striping
+    movers_from_any_device: bool         # also lift from devices at or under quota (chains)
 
 
 def place(assignment: np.ndarray, tree: TierTree, limit: list[np.ndarray],
-          quota: list[np.ndarray], movable: np.ndarray, rng: np.random.Generator,
-          progress: Progress | None = None) -> tuple[PlacementReport, np.ndarray]:
+          floor: list[np.ndarray], quota: list[np.ndarray], movable: np.ndarray,
+          rng: np.random.Generator, progress: Progress | None = None,
+          movers_from_any_device: bool = False) -> tuple[PlacementReport, np.ndarray]:
     """Fill every UNASSIGNED slot and shed over-full devices, in place.
 
-    `movable` marks partitions that may have one replica moved; returns the report and the mask
-    of partitions that had a replica moved to shed a surplus.
+    `limit` and `floor` bound each tier's replicas of one partition; `quota` is each node's
+    slot count. `movable` marks partitions that may have one replica moved. Returns the report
+    and the mask of partitions that had a replica moved to shed a surplus. Movers normally come
+    only from devices above quota (each move then removes surplus); `movers_from_any_device`
+    also lets a replica on a device at quota step aside for one that cannot go anywhere else.
     """
     report = PlacementReport()
     pend_row, pend_part = np.nonzero(assignment == UNASSIGNED)
@@ -240,19 +251,23 @@ def place(assignment: np.ndarray, tree: TierTree, limit: list[np.ndarray],
     free[pend_part] = False
     state = _State(assignment, free, held - device_quota, pend_row, pend_part,
                    np.zeros(len(pend_row), dtype=np.int64), kept_row, kept_part, kept_dev,
-                   np.ones(len(kept_row), dtype=bool), rng.permutation(assignment.shape[1]))
+                   np.ones(len(kept_row), dtype=bool), rng.permutation(assignment.shape[1]),
+                   movers_from_any_device)
     shape = _Tree(tree)
     levels = tree.levels - 1
     for level in range(1, tree.levels):
         if progress:
             progress("placing", level - 1, levels)
-        _place_level(level, shape, state, limit[level], quota[level], rng, report)
+        _place_level(level, shape, state, limit[level], floor[level], quota[level], rng,
+                     report)
     if progress:
         progress("placing", levels, levels)
     moved = movable & ~state.movable
     moved[pend_part] = False
     assignment[state.pend_row, state.pend_part] = tree.device_ids[state.pend_node]
     report.placed = len(state.pend_row)
+    final = np.bincount(assignment[assignment >= 0], minlength=len(device_quota))
+    report.surplus_left = int((final[:len(device_quota)] - device_quota).clip(0).sum())
     return report, moved
 
 
@@ -287,7 +302,7 @@ def _held_by(rep: int, kept_pair: np.ndarray, kept_child: np.ndarray, local: np.
 
 
 def _place_level(level: int, shape: _Tree, state: _State, limit: np.ndarray,
-                 quota: np.ndarray, rng: np.random.Generator, report: PlacementReport) -> None:
+                 floor: np.ndarray, quota: np.ndarray, rng: np.random.Generator, report: PlacementReport) -> None:
     tree = shape.tree
     parts = state.assignment.shape[1]
     node_of_dev = tree.device_node[level]
@@ -370,24 +385,39 @@ def _place_level(level: int, shape: _Tree, state: _State, limit: np.ndarray,
         demand = group_size[groups] * group_need[groups]
         head_m = (limit[kids][None, :] - held_m).clip(0) * class_size[classes][:, None]
         if len(classes):
-            head_m[np.arange(len(classes)), local[class_child[classes]]] = 0
-        kid_room = room[kids].copy()
-        flows_g, flows_m = spread_flow(demand, soft_g * size_g, surplus[kids],
-                                            local[class_child[classes]], class_size[classes],
-                                            head_m, kid_room)
-        if (flows_g.sum(axis=1) < demand).any():
+            source = local[class_child[classes]]
+            rows = np.arange(len(classes))
+            head_m[rows, source] = 0
+            # A replica may not leave a child where its partition is at the minimum spread.
+            head_m[held_m[rows, source] <= floor[class_child[classes]]] = 0
+
+        # Each partition must first get the fewest replicas its tiers' spread requires; striping
+        # turns a flow of size * k into at least k per partition.
+        must_g = _mandatory(floor[kids][None, :] - held_g, group_need[groups], rng)
+        start = must_g * size_g
+        kid_room = room[kids] - start.sum(axis=0)
+        report.over_quota += int((-kid_room).clip(0).sum())
+        kid_room = kid_room.clip(0)
+        rest = demand - start.sum(axis=1)
+        soft_rest = (soft_g * size_g - start).clip(0)
+        flows_g, flows_m = spread_flow(rest, soft_rest, surplus[kids],
+                                       local[class_child[classes]], class_size[classes],
+                                       head_m, kid_room)
+        if (flows_g.sum(axis=1) < rest).any():
             # Pending slots come first: place them alone (relaxing if need be), then movers.
-            hard_g = (capacity[kids][None, :] - held_g).clip(0)
-            flows_g = _place_pending(demand, soft_g * size_g, hard_g * size_g, kid_room, report)
+            hard_g = ((capacity[kids][None, :] - held_g) * size_g - start).clip(0)
+            flows_g = _place_pending(rest, soft_rest, hard_g, kid_room, report)
             kid_room = (kid_room - flows_g.sum(axis=0)).clip(0)
             _, flows_m = flow_with_movers(np.zeros(0, dtype=np.int64),
                                           np.zeros((0, width), dtype=np.int64), surplus[kids],
                                           local[class_child[classes]], class_size[classes],
                                           head_m, kid_room)
+        flows_g = flows_g + start
         for row, group in enumerate(groups):
             group_flows[group] = flows_g[row]
             # Striping never puts more than ceil(count / size) of a child in one partition.
-            group_limits[group] = np.maximum(soft_g[row], -(-flows_g[row] // size_g[row]))
+            group_limits[group] = np.stack([
+                must_g[row], np.maximum(soft_g[row], -(-flows_g[row] // size_g[row]))])
         for row, klass in enumerate(classes):
             class_flows[klass] = flows_m[row]
 
@@ -396,6 +426,17 @@ def _place_level(level: int, shape: _Tree, state: _State, limit: np.ndarray,
                                       group_limits, rng)
     _realize_movers(level, shape, state, movers, class_of_mover, class_parent, class_flows,
                     rng, report)
+
+
+def _mandatory(short: np.ndarray, need: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Per group, replicas each child must receive (never more in all than the group needs)."""
+    must = short.clip(0)
+    for row in np.flatnonzero(must.sum(axis=1) > need):
+        # Kept replicas crowd elsewhere; honour as much of the minimum as the need allows.
+        slots = np.repeat(np.arange(must.shape[1]), must[row])
+        keep = rng.permutation(len(slots))[:need[row]]
+        must[row] = np.bincount(slots[keep], minlength=must.shape[1])
+    return must
 
 
 def _place_pending(demand: np.ndarray, soft: np.ndarray, hard: np.ndarray, room: np.ndarray,
@@ -426,8 +467,9 @@ def _sample_movers(level: int, tree: TierTree, state: _State, surplus: np.ndarra
         return np.zeros(0, dtype=np.int64)
     devs = state.kept_dev
     child = tree.device_node[level][devs]
-    ok = state.kept & (surplus[child] > 0) & (state.device_surplus[devs] > 0) & \
-        state.movable[state.kept_part]
+    ok = state.kept & (surplus[child] > 0) & state.movable[state.kept_part]
+    if not state.movers_from_any_device:
+        ok &= state.device_surplus[devs] > 0
     candidates = np.flatnonzero(ok)
     if not len(candidates):
         return candidates
@@ -470,8 +512,11 @@ def _realize_groups(level: int, shape: _Tree, state: _State, item_order: np.ndar
         perm = rng.permutation(len(kids))
         size = (hi - lo) // group_need[group]
         matrix = stripe(group_flows[group][perm], int(size), int(group_need[group]))
-        mix(matrix, group_limits[group][perm], rng)
-        new_node[items[lo:hi]] = kids[perm][matrix[rank[lo:hi], slot_in_pair[lo:hi]]]
+        mix(matrix, group_limits[group][:, perm], rng)
+        # A fresh order per group and level, so a partition's child here does not follow
+        # from its place in the order at the level above.
+        shuffled = rng.permutation(int(size))[rank[lo:hi]]
+        new_node[items[lo:hi]] = kids[perm][matrix[shuffled, slot_in_pair[lo:hi]]]
     return new_node
 
 

@@ -115,12 +115,29 @@ def target_plan(tree: TierTree, replicas: float, overload: float | None) -> list
     if required <= overload + EPSILON:
         return dispersed
     blend = overload / required
-    return [w + blend * (d - w) for w, d in zip(weighted, dispersed)]
+    return [w + blend * (d - w) for w, d in zip(weighted, dispersed, strict=True)]
 
 
 def max_replicas(plan: list[np.ndarray]) -> list[np.ndarray]:
     """The most replicas of one partition a node may hold: the dispersion limit."""
     return [np.ceil(level - EPSILON).astype(np.int64).clip(0) for level in plan]
+
+
+def min_replicas(tree: TierTree, plan: list[np.ndarray]) -> list[np.ndarray]:
+    """The fewest replicas of one partition a node must hold to be spread as widely as the
+    topology allows (4 replicas over 3 zones: at least one in each), where the plan allows."""
+    floors = [np.zeros(1, dtype=np.int64)]
+    for level in range(1, tree.levels):
+        level_floor = np.zeros(len(tree.keys[level]), dtype=np.int64)
+        for node, total in enumerate(plan[level - 1]):
+            children = tree.children(level, node)
+            if total <= EPSILON or not len(children):
+                continue
+            low, _high = dispersion_band(total, tree.capacity[level][children])
+            level_floor[children] = np.minimum(
+                low, np.floor(plan[level][children] + EPSILON)).astype(np.int64)
+        floors.append(level_floor)
+    return floors
 
 
 def _largest_remainder(total: int, shares: np.ndarray) -> np.ndarray:

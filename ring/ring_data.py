@@ -14,8 +14,7 @@ import numpy as np
 
 from ring.device import Device
 from ring.errors import RingFileError
-from ring.serialization import (decode, encode, pack_array, read_file, unpack_array,
-                                write_atomically)
+from ring.serialization import decode, encode, pack_array, read_file, unpack_array, write_atomically
 
 RING_MAGIC = b"RSRING\x00\x00"
 RING_FORMAT_VERSION = 1
