@@ -19,17 +19,18 @@ import re
 import sys
 import textwrap
 from collections.abc import Callable, Sequence
-from typing import Any, TextIO
-
-import numpy as np
+from typing import TYPE_CHECKING, Any, TextIO
 
 from ring import device_spec
-from ring.builder import RingBuilder
-from ring.builder_file import backup_existing, load_builder, save_builder
 from ring.device import Device, format_address
 from ring.device_spec import format_criteria, format_device
 from ring.errors import RingBuilderError, RingError
-from ring.ring_data import RingData
+
+if TYPE_CHECKING:
+    from ring.builder import RingBuilder
+
+# ring.builder and ring.builder_file (numpy planning, scipy max-flow) are imported where a
+# builder is first needed, so that --help and argument errors answer without that start-up cost.
 
 PROG = "ringstack-ring-builder"
 EXIT_SUCCESS = 0
@@ -193,9 +194,11 @@ class Context:
             raise CliError(f"builder file {self.builder_path} does not exist (create it with: "
                            f"{PROG} {self.builder_path} create <part_power> <replicas> "
                            f"<min_part_hours>)")
+        from ring.builder_file import load_builder
         return load_builder(self.builder_path)
 
     def save(self, builder: RingBuilder) -> None:
+        from ring.builder_file import save_builder
         save_builder(builder, self.builder_path)
 
 
@@ -316,6 +319,9 @@ def _parse_integer(text: str, what: str) -> int:
 
 def ring_file_state(builder: RingBuilder, ring_path: str) -> tuple[str, str]:
     """('up-to-date' | 'obsolete' | 'missing' | 'invalid', the sentence swift prints)."""
+    import numpy as np
+
+    from ring.ring_data import RingData
     if not os.path.exists(ring_path):
         return "missing", f"Ring file {ring_path} not found, probably it hasn't been written yet"
     try:
@@ -341,6 +347,7 @@ def ring_file_state(builder: RingBuilder, ring_path: str) -> tuple[str, str]:
 
 def write_ring_file(builder: RingBuilder, ring_path: str) -> str | None:
     """Write the ring, keeping the previous one in backups/; returns the backup's path."""
+    from ring.builder_file import backup_existing
     ring = builder.ring_data()
     backup = backup_existing(ring_path)
     ring.save(ring_path)
@@ -426,6 +433,7 @@ def cmd_show(ctx: Context, args: Sequence[str]) -> Outcome:
 def cmd_create(ctx: Context, args: Sequence[str]) -> Outcome:
     if len(args) != 3:
         raise CliError("create takes <part_power> <replicas> <min_part_hours>")
+    from ring.builder import RingBuilder
     if os.path.exists(ctx.builder_path):
         raise CliError(f"{ctx.builder_path} already exists; refusing to overwrite it")
     directory = os.path.dirname(ctx.builder_path) or "."
@@ -883,11 +891,8 @@ def command_help(command: Command) -> str:
 # ---- entry point --------------------------------------------------------------------------
 
 def _json_default(value: Any) -> Any:
-    if isinstance(value, np.integer):
-        return int(value)
-    if isinstance(value, np.floating):
-        return float(value)
-    if isinstance(value, np.ndarray):
+    """numpy scalars and arrays (the builder's counts) as plain JSON values."""
+    if hasattr(value, "tolist"):
         return value.tolist()
     raise TypeError(f"cannot encode {type(value).__name__} as JSON")
 

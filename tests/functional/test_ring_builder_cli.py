@@ -237,7 +237,8 @@ def test_set_info_both_forms_then_rebalance_writes_the_change(ring_dir: Path) ->
     result = rb(ring_dir, "object.builder", "set_info", "--id", "2", "--change-port", "7000",
                 "--change-meta", "moved")
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip().endswith('is now d2r1z3-127.0.0.3:7000R127.0.0.3:7000/sdb3_"moved"')
+    assert result.stdout.rstrip().endswith(
+        'is now d2r1z3-127.0.0.3:7000R127.0.0.3:7000/sdb3_"moved"')
     # Nothing needs to move, but the new addresses must reach the ring file.
     result = rb(ring_dir, "object.builder", "rebalance")
     assert result.returncode == 0, result.stderr
@@ -428,7 +429,7 @@ def run_many(cwd: Path, calls: Sequence[Sequence[str]]) -> list[subprocess.Compl
 
 def test_bad_input_is_one_error_line_and_exit_2(ring_dir: Path) -> None:
     (ring_dir / "corrupt.builder").write_bytes(b"RSBUILD\x00" + b"\x00" * 40)
-    (ring_dir / "text.builder").write_text("not a builder\n")
+    (ring_dir / "text.builder").write_text("this is not a ring builder file at all\n" * 3)
     cases = [
         ([], "no builder file given"),
         (["object.builder", "frobnicate"], "unknown command 'frobnicate'"),
@@ -463,11 +464,11 @@ def test_bad_input_is_one_error_line_and_exit_2(ring_dir: Path) -> None:
         (["object.builder", "set_overload", "-5%"], "overload must be"),
         (["object.builder", "rebalance", "--seed"], "--seed needs a value"),
         (["object.builder", "rebalance", "abc"], "invalid seed 'abc'"),
-        (["object.builder", "dispersion", "r1[", ], "invalid tier filter"),
+        (["object.builder", "dispersion", "r1["], "invalid tier filter"),
         (["object.builder", "validate", "now"], "validate takes no arguments"),
     ]
     before = (ring_dir / "object.builder").read_bytes()
-    for (args, fragment), result in zip(cases, run_many(ring_dir, [c[0] for c in cases]),
+    for (_, fragment), result in zip(cases, run_many(ring_dir, [c[0] for c in cases]),
                                         strict=True):
         assert_error(result, fragment)
         assert "Traceback" not in result.stdout + result.stderr
