@@ -320,7 +320,7 @@ class RingBuilder:
         self.last_seed = seed
         self.version += 1
         return RebalanceResult(int(moved.sum()), slots_moved, removed, self.get_balance(),
-                               self.get_dispersion(), over_quota,
+                               stats.dispersion(assignment, tree, limit), over_quota,
                                time.perf_counter() - started)
 
     def _resized_assignment(self) -> np.ndarray:

@@ -152,11 +152,12 @@ def mix(matrix: np.ndarray, bounds: np.ndarray, rng: np.random.Generator) -> Non
         others = np.delete(np.arange(cols), column)
         count_b_in_a = (matrix[a][:, others] == label_b[:, None]).sum(axis=1)
         count_a_in_b = (matrix[b][:, others] == label_a[:, None]).sum(axis=1)
-        keep_a_in_a = (matrix[a][:, others] == label_a[:, None]).sum(axis=1)
-        keep_b_in_b = (matrix[b][:, others] == label_b[:, None]).sum(axis=1)
         ok = (label_a != label_b) & (count_b_in_a < limit[label_b]) & \
-             (count_a_in_b < limit[label_a]) & (keep_a_in_a >= low[label_a]) & \
-             (keep_b_in_b >= low[label_b])
+             (count_a_in_b < limit[label_a])
+        if low.any():
+            keep_a_in_a = (matrix[a][:, others] == label_a[:, None]).sum(axis=1)
+            keep_b_in_b = (matrix[b][:, others] == label_b[:, None]).sum(axis=1)
+            ok &= (keep_a_in_a >= low[label_a]) & (keep_b_in_b >= low[label_b])
         matrix[a[ok], column] = label_b[ok]
         matrix[b[ok], column] = label_a[ok]
 
@@ -166,8 +167,12 @@ def radix_argsort(keys: np.ndarray) -> np.ndarray:
     several times faster than a comparison sort on millions of keys."""
     if not len(keys):
         return np.zeros(0, dtype=np.int64)
-    order = np.arange(len(keys))
     top = int(keys.max())
+    if top == 0:
+        return np.arange(len(keys))
+    if top <= 0xFFFF:
+        return np.argsort(keys.astype(np.uint16), kind="stable")
+    order = np.arange(len(keys))
     shift = 0
     while True:
         digit = ((keys[order] >> shift) & 0xFFFF).astype(np.uint16)
@@ -225,6 +230,7 @@ class _State:
     kept: np.ndarray                     # which of those are still in place
     partition_key: np.ndarray            # random order of partitions for striping
     movers_from_any_device: bool         # also lift from devices at or under quota (chains)
+    in_key_order: bool = False           # pending arrays sorted by partition_key
 
 
 def place(assignment: np.ndarray, tree: TierTree, limit: list[np.ndarray],
@@ -240,7 +246,12 @@ def place(assignment: np.ndarray, tree: TierTree, limit: list[np.ndarray],
     also lets a replica on a device at quota step aside for one that cannot go anywhere else.
     """
     report = PlacementReport()
-    pend_row, pend_part = np.nonzero(assignment == UNASSIGNED)
+    partition_key = rng.permutation(assignment.shape[1])     # random partition order
+    key_order = np.empty_like(partition_key)
+    key_order[partition_key] = np.arange(len(partition_key))
+    # Pending slots enumerated partition by partition in key order (what each level needs).
+    by_key, pend_row = np.nonzero((assignment == UNASSIGNED)[:, key_order].T)
+    pend_part = key_order[by_key]
     kept_row, kept_part = np.nonzero(assignment >= 0)
     kept_dev = assignment[kept_row, kept_part]
     device_quota = np.zeros(max(int(tree.device_ids.max()), int(kept_dev.max(initial=0))) + 1,
@@ -251,8 +262,8 @@ def place(assignment: np.ndarray, tree: TierTree, limit: list[np.ndarray],
     free[pend_part] = False
     state = _State(assignment, free, held - device_quota, pend_row, pend_part,
                    np.zeros(len(pend_row), dtype=np.int64), kept_row, kept_part, kept_dev,
-                   np.ones(len(kept_row), dtype=bool), rng.permutation(assignment.shape[1]),
-                   movers_from_any_device)
+                   np.ones(len(kept_row), dtype=bool), partition_key,
+                   movers_from_any_device, in_key_order=True)
     shape = _Tree(tree)
     levels = tree.levels - 1
     for level in range(1, tree.levels):
@@ -302,7 +313,8 @@ def _held_by(rep: int, kept_pair: np.ndarray, kept_child: np.ndarray, local: np.
 
 
 def _place_level(level: int, shape: _Tree, state: _State, limit: np.ndarray,
-                 floor: np.ndarray, quota: np.ndarray, rng: np.random.Generator, report: PlacementReport) -> None:
+                 floor: np.ndarray, quota: np.ndarray, rng: np.random.Generator,
+                 report: PlacementReport) -> None:
     tree = shape.tree
     parts = state.assignment.shape[1]
     node_of_dev = tree.device_node[level]
@@ -314,9 +326,14 @@ def _place_level(level: int, shape: _Tree, state: _State, limit: np.ndarray,
 
     # Pending: (parent, partition) pairs and how many slots each needs, numbered in the order
     # (parent, random partition key) so that a stable sort by group keeps that order within it.
-    item_key = state.pend_node * parts + state.partition_key[state.pend_part]
-    order = radix_argsort(item_key)
-    sorted_key = item_key[order]
+    if not state.in_key_order:
+        by_key = radix_argsort(state.partition_key[state.pend_part])
+        state.pend_row, state.pend_part, state.pend_node = (
+            state.pend_row[by_key], state.pend_part[by_key], state.pend_node[by_key])
+        state.in_key_order = True
+    # Pending slots are in random-key order, so a stable sort by node yields (node, key) order.
+    order = radix_argsort(state.pend_node)
+    sorted_key = state.pend_node[order] * parts + state.partition_key[state.pend_part[order]]
     pair_start = np.ones(len(order), dtype=bool)
     pair_start[1:] = sorted_key[1:] != sorted_key[:-1]
     pair_first_pos = np.flatnonzero(pair_start)
@@ -334,13 +351,18 @@ def _place_level(level: int, shape: _Tree, state: _State, limit: np.ndarray,
     # Holdings of pending pairs and movers (disjoint partitions) in one pass.
     all_node = np.concatenate([pair_node, mover_parent])
     all_part = np.concatenate([pair_part, mover_part])
-    sort = radix_argsort(all_node * parts + all_part)
-    signature_sorted, kept_pair, kept_child = _holdings(tree, level, state, all_node[sort],
-                                                        all_part[sort], rng)
-    signature = np.empty(len(sort), dtype=np.uint64)
-    signature[sort] = signature_sorted
-    sorted_index = np.empty(len(sort), dtype=np.int64)
-    sorted_index[sort] = np.arange(len(sort))     # holdings are indexed in sorted order
+    if state.kept.any():
+        sort = radix_argsort(all_node * parts + all_part)
+        signature_sorted, kept_pair, kept_child = _holdings(tree, level, state, all_node[sort],
+                                                            all_part[sort], rng)
+        signature = np.empty(len(sort), dtype=np.uint64)
+        signature[sort] = signature_sorted
+        sorted_index = np.empty(len(sort), dtype=np.int64)
+        sorted_index[sort] = np.arange(len(sort))     # holdings are indexed in sorted order
+    else:   # a first build: nothing is held anywhere yet
+        signature = np.zeros(len(all_node), dtype=np.uint64)
+        sorted_index = np.arange(len(all_node))
+        kept_pair = kept_child = np.zeros(0, dtype=np.int64)
     pair_sig, mover_sig = signature[:len(pair_node)], signature[len(pair_node):]
 
     node_need = pair_node * 256 + pair_need
@@ -498,13 +520,20 @@ def _realize_groups(level: int, shape: _Tree, state: _State, item_order: np.ndar
     if not len(item_order):
         return new_node
     lengths = pair_need[group_order]
-    offsets = np.cumsum(lengths) - lengths
-    total = int(lengths.sum())
-    slot_in_pair = np.arange(total) - np.repeat(offsets, lengths)
-    items = item_order[np.repeat(pair_first_pos[group_order], lengths) + slot_in_pair]
     pair_rank = np.arange(len(group_order)) - \
         np.flatnonzero(group_start)[np.cumsum(group_start) - 1]
-    rank = np.repeat(pair_rank, lengths)
+    if lengths.max() == 1:     # one slot per pair (the usual case below the top levels)
+        offsets = np.arange(len(lengths))
+        total = len(lengths)
+        slot_in_pair = np.zeros(total, dtype=np.int64)
+        items = item_order[pair_first_pos[group_order]]
+        rank = pair_rank
+    else:
+        offsets = np.cumsum(lengths) - lengths
+        total = int(lengths.sum())
+        slot_in_pair = np.arange(total) - np.repeat(offsets, lengths)
+        items = item_order[np.repeat(pair_first_pos[group_order], lengths) + slot_in_pair]
+        rank = np.repeat(pair_rank, lengths)
     group_bounds = np.append(offsets[group_start], total)
     for group in range(len(group_node)):
         lo, hi = group_bounds[group], group_bounds[group + 1]
@@ -560,4 +589,5 @@ def _realize_movers(level: int, shape: _Tree, state: _State, movers: np.ndarray,
     state.pend_row = np.concatenate([state.pend_row, state.kept_row[index]])
     state.pend_part = np.concatenate([state.pend_part, state.kept_part[index]])
     state.pend_node = np.concatenate([state.pend_node, np.concatenate(targets)])
+    state.in_key_order = False
     report.movers += len(index)
