@@ -107,8 +107,10 @@ def test_weights_decide_where_dispersion_allows(devices, replicas):
     assume(np.allclose(plan.weighted_plan(tree, replicas)[-1], pure))
     assume(builder.required_overload() == 0)
     held = builder.parts_per_device()
+    # Quotas are rounded level by level (so every tier's total stays feasible), which can
+    # leave a device up to a slot per level from its exact share; never more.
     for dev_id, share in zip(tree.device_ids.tolist(), pure.tolist(), strict=True):
-        assert abs(held[dev_id] - share * builder.parts) <= 1.0
+        assert abs(held[dev_id] - share * builder.parts) <= tree.levels - 1
 
 
 @PROPERTY_SETTINGS
