@@ -11,6 +11,7 @@ needs attention), 2 error (nothing was written). Errors are one `error: ...` lin
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime
 import json
@@ -643,22 +644,20 @@ def cmd_rebalance(ctx: Context, args: Sequence[str]) -> Outcome:
              f"{result.dispersion:.2f}",
              f"Moved {result.slots_moved} replica slots in {result.seconds:.2f} seconds."]
     lines += [f"Removed device {removing.get(d, f'd{d}')}" for d in result.removed_devices]
-    status = EXIT_SUCCESS
-    rule = "-" * 79
+    notes: list[str] = []
     if result.dispersion > 0:
-        lines += [rule, f"NOTE: Dispersion of {result.dispersion:.6f} indicates some parts are "
-                  "not optimally dispersed.", "      You may want to adjust some device weights, "
-                  "set an overload or review the dispersion report.", rule]
-        status = EXIT_WARNING
+        notes = [f"NOTE: Dispersion of {result.dispersion:.6f} indicates some parts are not "
+                 "optimally dispersed.", "      You may want to adjust some device weights, "
+                 "set an overload or review the dispersion report."]
     elif result.balance > BALANCE_WARNING:
-        lines += [rule, f"NOTE: Balance of {result.balance:.2f} indicates you should push this "
-                  "ring, wait at least", f"      {builder.min_part_hours} hours, and "
-                  "rebalance/repush.", rule]
-        status = EXIT_WARNING
+        notes = [f"NOTE: Balance of {result.balance:.2f} indicates you should push this ring, "
+                 "wait at least", f"      {builder.min_part_hours} hours, and rebalance/repush."]
     data["saved"] = True
-    if status != EXIT_SUCCESS:
-        data["warning"] = " ".join(line.strip() for line in lines[2:] if line != rule)
-    return Outcome(lines, data, status)
+    if not notes:
+        return Outcome(lines, data)
+    data["warning"] = " ".join(" ".join(note.split()) for note in notes)
+    rule = "-" * 79
+    return Outcome([*lines, rule, *notes, rule], data, EXIT_WARNING)
 
 
 def cmd_validate(ctx: Context, args: Sequence[str]) -> Outcome:
@@ -959,6 +958,12 @@ def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None,
         return out.error(str(err), err.lines, err.data)
     except (RingError, ValueError) as err:
         return out.error(str(err))
+    except BrokenPipeError:
+        # The reader went away (`| head`): stop quietly, and keep the interpreter's final flush
+        # from reporting the same broken pipe again.
+        with contextlib.suppress(OSError, ValueError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_ERROR
     except OSError as err:
         where = f"{err.filename}: " if err.filename else ""
         return out.error(f"{where}{err.strerror or err}")
