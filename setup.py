@@ -26,6 +26,8 @@ setup(
     entry_points={
         "console_scripts": [
             "ringstack-ring-builder=ring.cli:main",
+            "ringstack-aio=common.aio:main",
+            "ringstack-server=common.server_main:main",
         ],
     },
 )

@@ -43,7 +43,7 @@ class RebalanceResult:
     removed_devices: list[int]
     balance: float
     dispersion: float
-    over_quota_slots: int       # slots that had to exceed a device's quota
+    over_quota_slots: int       # slots the first pass placed above a quota (later passes fix)
     seconds: float
 
 
@@ -87,6 +87,7 @@ class RingBuilder:
         self.version = 0
         self.devices_changed = False
         self.last_seed: int | None = None
+        self.last_move_time: float | None = None     # when partitions last moved (seconds)
 
     # ---- settings -------------------------------------------------------------------------
 
@@ -166,9 +167,11 @@ class RingBuilder:
         forbidden = set(changes) & {"id", "region", "zone", "weight"}
         if forbidden:
             raise RingBuilderError(f"set_info cannot change {', '.join(sorted(forbidden))}")
-        return self._update(dev_id, **changes)
+        # Addresses do not change placement: the ring can be written without a rebalance.
+        return self._update(dev_id, placement_changed=False, **changes)
 
-    def _update(self, dev_id: int, **changes: object) -> Device:
+    def _update(self, dev_id: int, placement_changed: bool = True,
+                **changes: object) -> Device:
         try:
             updated = self._device(dev_id).replace(**changes)
         except TypeError as err:
@@ -179,7 +182,10 @@ class RingBuilder:
                 raise RingBuilderError(f"device {other.describe()} already uses "
                                        f"{updated.ip}:{updated.port}/{updated.device}")
         self.devices[dev_id] = updated
-        self._changed()
+        if placement_changed:
+            self._changed()
+        else:
+            self.version += 1
         return updated
 
     def _changed(self) -> None:
@@ -257,12 +263,15 @@ class RingBuilder:
 
     def min_part_seconds_left(self, now: float | None = None) -> int:
         """Seconds until every partition may move again."""
-        if self.assignment is None or not self.min_part_hours:
+        if self.assignment is None or not self.min_part_hours or not self.moved_at_hour.any():
             return 0
         now = time.time() if now is None else now
-        newest = int(self.moved_at_hour.max(initial=0))
-        free_at = (newest + self.min_part_hours) * SECONDS_PER_HOUR
-        return max(0, int(free_at - now))
+        newest_hour = int(self.moved_at_hour.max())
+        # The last move is known to the second; older builders only know its hour.
+        moved_at = self.last_move_time if self.last_move_time and \
+            int(self.last_move_time // SECONDS_PER_HOUR) == newest_hour \
+            else newest_hour * SECONDS_PER_HOUR
+        return max(0, int(moved_at + self.min_part_hours * SECONDS_PER_HOUR - now))
 
     def pretend_min_part_hours_passed(self) -> None:
         self.moved_at_hour[:] = 0
@@ -311,6 +320,8 @@ class RingBuilder:
         if first_build:
             moved[:] = True
         self.moved_at_hour[moved] = now_hour
+        if moved.any():
+            self.last_move_time = now
         self.assignment = assignment
         removed = sorted(self.removed)
         for dev_id in removed:
@@ -319,8 +330,8 @@ class RingBuilder:
         self.devices_changed = False
         self.last_seed = seed
         self.version += 1
-        return RebalanceResult(int(moved.sum()), slots_moved, removed, self.get_balance(),
-                               stats.dispersion(assignment, tree, limit), over_quota,
+        return RebalanceResult(int(moved.sum()), slots_moved, removed, float(self.get_balance()),
+                               float(stats.dispersion(assignment, tree, limit)), over_quota,
                                time.perf_counter() - started)
 
     def _resized_assignment(self) -> np.ndarray:
@@ -395,10 +406,6 @@ class RingBuilder:
         if dupes.any():
             part = int(np.flatnonzero(dupes.any(axis=0))[0])
             raise RingValidationError(f"partition {part} has two replicas on one device")
-        held = stats.device_parts(self.assignment, int(known.size) - 1)
-        for dev_id in self.removed:
-            if dev_id < len(held) and held[dev_id]:
-                raise RingValidationError(f"removed device {dev_id} still holds partitions")
 
     def ring_data(self) -> RingData:
         if self.assignment is None:

@@ -36,6 +36,7 @@ def builder_to_bytes(builder: RingBuilder) -> bytes:
         "removed": sorted(builder.removed),
         "devices_changed": builder.devices_changed,
         "last_seed": builder.last_seed,
+        "last_move_time": builder.last_move_time,
         "moved_at_hour": pack_array(builder.moved_at_hour),
         "assignment": (None if builder.assignment is None
                        else pack_array(builder.assignment.astype(np.int32))),
@@ -59,6 +60,7 @@ def builder_from_bytes(blob: bytes, path: str = "<builder>") -> RingBuilder:
         builder.removed = {int(d) for d in body["removed"]}
         builder.devices_changed = bool(body["devices_changed"])
         builder.last_seed = body["last_seed"]
+        builder.last_move_time = body.get("last_move_time")
         builder.moved_at_hour = unpack_array(body["moved_at_hour"], path).astype(np.uint32)
         if body["assignment"] is not None:
             builder.assignment = unpack_array(body["assignment"], path).astype(np.int32)

@@ -222,10 +222,9 @@ def test_set_info_both_forms_then_rebalance_writes_the_change(ring_dir: Path) ->
     assert result.returncode == 0, result.stderr
     assert result.stdout.rstrip().endswith(
         'is now d2r1z3-127.0.0.3:7000R127.0.0.3:7000/sdb3_"moved"')
-    # Nothing needs to move, but the new addresses must reach the ring file.
-    result = rb(ring_dir, "object.builder", "rebalance")
+    # Addresses do not change placement: as with swift, write_ring publishes them directly.
+    result = rb(ring_dir, "object.builder", "write_ring")
     assert result.returncode == 0, result.stderr
-    assert result.stdout.startswith("Reassigned 0 (0.00%) partitions.")
     ring = RingData.load(str(ring_dir / "object.ring"))
     assert (ring.devices[1].ip, ring.devices[1].port, ring.devices[1].device) == \
         ("10.0.0.9", 6201, "sdc")
@@ -288,6 +287,21 @@ def test_rebalance_with_nothing_to_move_warns_and_saves_nothing(ring_dir: Path) 
     assert doc["saved"] is True and doc["parts_moved"] == 0 and doc["seed"] == 5
     assert len(backups(ring_dir, "builder")) == saved + 1
     assert len(backups(ring_dir, "ring")) == 1
+
+
+def test_rebalance_saves_but_warns_when_weights_cannot_be_met(tmp_path: Path) -> None:
+    """Dispersion comes first: a zone with most of the weight still gets one replica."""
+    assert rb(tmp_path, "object.builder", "create", "6", "3", "1").returncode == 0
+    assert rb(tmp_path, "object.builder", "add", "z1-10.0.0.1:6200/sdb", "100",
+              "z2-10.0.0.2:6200/sdb", "100", "z3-10.0.0.3:6200/sdb", "300",
+              "z3-10.0.0.3:6200/sdc", "300").returncode == 0
+    result = rb(tmp_path, "object.builder", "rebalance", "--seed", SEED)
+    assert result.returncode == 1, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == ("Reassigned 64 (100.00%) partitions. Balance is now 166.67.  "
+                        "Dispersion is now 0.00")
+    assert "NOTE: Balance of 166.67 indicates you should push this ring" in result.stdout
+    assert RingData.load(str(tmp_path / "object.ring")).part_power == 6
 
 
 def read_until_closed(fd: int) -> bytes:

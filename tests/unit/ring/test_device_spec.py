@@ -72,6 +72,7 @@ def test_add_value_hostname_and_meta_with_underscores() -> None:
     ("z1-10.0.0.1:0/sdb", "port must be 1-65535"),
     ("z1-999.0.0.1:6200/sdb", "not a valid ip"),
     ("z1-[::1:6200/sdb", "unclosed '['"),
+    ("z1-[storage1]:6200/sdb", "not a valid ip"),     # brackets hold an IP, never a name
     ("z1-[::1]6200/sdb", "expected ':<port>'"),
     ("z1-10.0.0.1:6200R10.0.0.2/sdb", "replication ip needs a port"),
 ])
