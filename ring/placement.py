@@ -63,11 +63,13 @@ def edge_flows(nodes: int, src: np.ndarray, dst: np.ndarray, cap: np.ndarray) ->
 
 def flow_with_movers(demand: np.ndarray, headroom: np.ndarray, surplus: np.ndarray,
                      mover_child: np.ndarray, mover_size: np.ndarray,
-                     mover_headroom: np.ndarray, room: np.ndarray
+                     mover_headroom: np.ndarray, room: np.ndarray, chain: bool = False
                      ) -> tuple[np.ndarray, np.ndarray]:
     """Slots each pending group and each mover class sends to each child (one max-flow).
 
-    Nodes: source, groups, surplus children ("out"), mover classes, children, sink.
+    Nodes: source, groups, surplus children ("out"), mover classes, children, sink. With
+    `chain`, a replica arriving in a child may push one of that child's own replicas on to a
+    sibling (child -> out edges): the two-step moves that free room where only room helps.
     """
     groups, children = headroom.shape
     classes = len(mover_child)
@@ -85,6 +87,11 @@ def flow_with_movers(demand: np.ndarray, headroom: np.ndarray, surplus: np.ndarr
                           np.full(children, sink)])
     cap = np.concatenate([demand, surplus, mover_size, headroom[g_src, g_dst],
                           mover_headroom[m_src, m_dst], room])
+    if chain and classes:
+        pushable = np.bincount(mover_child, weights=mover_size, minlength=children)
+        src = np.concatenate([src, child0 + np.arange(children)])
+        dst = np.concatenate([dst, out0 + np.arange(children)])
+        cap = np.concatenate([cap, pushable.astype(np.int64)])
     flows = edge_flows(sink + 1, src, dst, cap)
     at = groups + children + classes
     group_flow = np.zeros_like(headroom)
@@ -97,24 +104,24 @@ def flow_with_movers(demand: np.ndarray, headroom: np.ndarray, surplus: np.ndarr
 
 def spread_flow(demand: np.ndarray, headroom: np.ndarray, surplus: np.ndarray,
                 mover_child: np.ndarray, mover_size: np.ndarray, mover_headroom: np.ndarray,
-                room: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+                room: np.ndarray, chain: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Like flow_with_movers, but every group first takes its proportional share of each
     child's room, so that no child ends up holding partitions of only one shape; max-flow
     completes the rest (and decides alone if the proportional start would block it)."""
     total_room = int(room.sum())
     if not len(demand) or total_room == 0:
         return flow_with_movers(demand, headroom, surplus, mover_child, mover_size,
-                                mover_headroom, room)
+                                mover_headroom, room, chain)
     scale = min(1.0, total_room / max(1, int(demand.sum())))
     start = np.minimum(headroom, np.floor(demand[:, None] * scale * room[None, :] / total_room)
                        .astype(np.int64))
     rest_g, rest_m = flow_with_movers(demand - start.sum(axis=1), headroom - start, surplus,
                                       mover_child, mover_size, mover_headroom,
-                                      room - start.sum(axis=0))
+                                      room - start.sum(axis=0), chain)
     flows_g = start + rest_g
     if (flows_g.sum(axis=1) < demand).any():
         return flow_with_movers(demand, headroom, surplus, mover_child, mover_size,
-                                mover_headroom, room)
+                                mover_headroom, room, chain)
     return flows_g, rest_m
 
 
@@ -424,7 +431,7 @@ def _place_level(level: int, shape: _Tree, state: _State, limit: np.ndarray,
         soft_rest = (soft_g * size_g - start).clip(0)
         flows_g, flows_m = spread_flow(rest, soft_rest, surplus[kids],
                                        local[class_child[classes]], class_size[classes],
-                                       head_m, kid_room)
+                                       head_m, kid_room, state.movers_from_any_device)
         if (flows_g.sum(axis=1) < rest).any():
             # Pending slots come first: place them alone (relaxing if need be), then movers.
             hard_g = ((capacity[kids][None, :] - held_g) * size_g - start).clip(0)
@@ -489,9 +496,9 @@ def _sample_movers(level: int, tree: TierTree, state: _State, surplus: np.ndarra
         return np.zeros(0, dtype=np.int64)
     devs = state.kept_dev
     child = tree.device_node[level][devs]
-    ok = state.kept & (surplus[child] > 0) & state.movable[state.kept_part]
-    if not state.movers_from_any_device:
-        ok &= state.device_surplus[devs] > 0
+    ok = state.kept & state.movable[state.kept_part]
+    if not state.movers_from_any_device:   # only surplus moves; else chains through any child
+        ok &= (surplus[child] > 0) & (state.device_surplus[devs] > 0)
     candidates = np.flatnonzero(ok)
     if not len(candidates):
         return candidates

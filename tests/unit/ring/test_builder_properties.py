@@ -160,18 +160,27 @@ def test_change_moves_little_and_respects_min_part_hours(devices, replicas, chan
     start = builder.assignment.copy()
     held_start = builder.parts_per_device()
     result = builder.rebalance(seed=3)
-    check_invariants(builder)
+    builder.validate()
     changed = builder.assignment != start
     on_removed = np.isin(start, [victim]) if change == "remove" else np.zeros_like(changed)
     # One replica per partition per min_part_hours, except off a removed device.
     assert ((changed & ~on_removed).sum(axis=0) <= 1).all()
-    # Moves: at least what the new quotas need, and not much more.
+    assert result.slots_moved >= int(changed.sum())
+    # A partition that already moved a replica keeps its others for one period, so a few
+    # replicas may wait; within a few more periods the ring has fully converged.
+    settled = 0
+    for seed in (4, 5, 6):
+        builder.pretend_min_part_hours_passed()
+        settled += builder.rebalance(seed=seed).slots_moved
+        if builder.get_dispersion() == 0 and builder.get_balance() < 100:
+            break
+    check_invariants(builder)
+    # Moves: at least what the new quotas need (met to within a slot per device), and not
+    # much more, over both rounds.
     minimum = sum(max(0, q - held_start.get(d, 0)) for d, q in quotas(builder).items())
-    slots = int(changed.sum())
-    # Quotas are met to within one slot per device, so the minimum is too.
+    slots = int((builder.assignment != start).sum())
     assert slots >= minimum - len(builder.devices)
-    assert slots <= minimum * 1.5 + 16, (slots, minimum)
-    assert result.slots_moved >= slots
+    assert result.slots_moved + settled <= minimum * 1.5 + 16, (slots, minimum)
 
 
 def test_more_replicas_than_devices_is_refused():
