@@ -21,6 +21,7 @@ setup(
     ],
     extras_require={
         "test": ["pytest>=8,<10", "hypothesis>=6.100,<7", "pytest-timeout>=2.3,<3",
+                 "python-swiftclient>=4.4,<5",
                  "ruff>=0.5"],
     },
     entry_points={
