@@ -330,6 +330,7 @@ class RingBuilder:
         self.devices_changed = False
         self.last_seed = seed
         self.version += 1
+        self.validate()     # what must hold, checked every time: never ship a broken ring
         return RebalanceResult(int(moved.sum()), slots_moved, removed, float(self.get_balance()),
                                float(stats.dispersion(assignment, tree, limit)), over_quota,
                                time.perf_counter() - started)
