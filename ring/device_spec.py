@@ -177,24 +177,30 @@ def parse_search_value(text: str) -> dict[str, Any]:
         ip = scan.address("ip", required=dashed, hostname=dashed)
         if ip is not None:
             criteria["ip"] = ip
-    if scan.accept(":"):
-        criteria["port"] = scan.integer("port")
-    if scan.accept("R"):
-        replication_ip = scan.address("replication ip", required=False)
-        if replication_ip is not None:
-            criteria["replication_ip"] = replication_ip
-        if scan.accept(":"):
-            criteria["replication_port"] = scan.integer("replication port")
-    if scan.accept("/"):
-        criteria["device"] = scan.until("_")
-        if not criteria["device"]:
-            raise scan.fail("the device name after '/' is empty")
-    if scan.accept("_"):
-        criteria["meta"] = scan.rest()
-    scan.trailing()
+    _scan_port_to_meta(scan, criteria, hostname=True)
     if not criteria:
         raise scan.fail("it names no device (try d<id>, z<zone>, -<ip> or /<device>)")
     return criteria
+
+
+def _scan_port_to_meta(scan: _Scanner, fields: dict[str, Any], hostname: bool) -> None:
+    """The part every device string shares after its ip:
+    `[:<port>][R[<ip>][:<port>]][/<device>][_<meta>]`, into `fields`; then nothing may follow."""
+    if scan.accept(":"):
+        fields["port"] = scan.integer("port")
+    if scan.accept("R"):
+        replication_ip = scan.address("replication ip", required=False, hostname=hostname)
+        if replication_ip is not None:
+            fields["replication_ip"] = replication_ip
+        if scan.accept(":"):
+            fields["replication_port"] = scan.integer("replication port")
+    if scan.accept("/"):
+        fields["device"] = scan.until("_")
+        if not fields["device"]:
+            raise scan.fail("the device name after '/' is empty")
+    if scan.accept("_"):
+        fields["meta"] = scan.rest()
+    scan.trailing()
 
 
 def parse_change_value(text: str) -> dict[str, Any]:
@@ -205,21 +211,7 @@ def parse_change_value(text: str) -> dict[str, Any]:
     ip = scan.address("ip", required=False, hostname=False)
     if ip is not None:
         change["ip"] = ip
-    if scan.accept(":"):
-        change["port"] = scan.integer("port")
-    if scan.accept("R"):
-        replication_ip = scan.address("replication ip", required=False, hostname=False)
-        if replication_ip is not None:
-            change["replication_ip"] = replication_ip
-        if scan.accept(":"):
-            change["replication_port"] = scan.integer("replication port")
-    if scan.accept("/"):
-        change["device"] = scan.until("_")
-        if not change["device"]:
-            raise scan.fail("the device name after '/' is empty")
-    if scan.accept("_"):
-        change["meta"] = scan.rest()
-    scan.trailing()
+    _scan_port_to_meta(scan, change, hostname=False)
     if not change:
         raise scan.fail("it changes nothing (format: [<ip>][:<port>][R[<ip>][:<port>]]"
                         "[/<device>][_<meta>])")
