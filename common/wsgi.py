@@ -25,6 +25,7 @@ from common.config import Config
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Any]
 DEFAULT_BACKLOG = 4096
 DEFAULT_MAX_CLIENTS = 1024
+MAX_HEADER_COUNT = 256
 
 
 class _QuietLog:
@@ -61,9 +62,20 @@ def _serve_forever(sock: socket.socket, app: WsgiApp, conf: Config,
         debug=False)
 
 
+def raise_header_limits(max_headers: int = MAX_HEADER_COUNT) -> None:
+    """Let requests and responses carry Swift's legal metadata (90 keys plus the usual
+    headers): Python's HTTP parser stops at 100 headers. Swift raises the same limit."""
+    import http.client
+
+    from eventlet.green.http import client as green_client
+    for module in (http.client, green_client):
+        module._MAXHEADERS = max(module._MAXHEADERS, max_headers)  # type: ignore[attr-defined]
+
+
 def run_wsgi(app_factory: Callable[[], WsgiApp], conf: Config, default_port: int,
              logger: logging.Logger) -> int:
     """Serve until SIGTERM/SIGINT; `workers` > 1 forks that many processes on one socket."""
+    raise_header_limits()
     sock = bind(conf, default_port)
     workers = conf.get_int("workers", 1, 1)
     host, port = sock.getsockname()[:2]

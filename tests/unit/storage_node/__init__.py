@@ -1,0 +1,1 @@
+"""Tests of storage_node: mirrors the package."""
