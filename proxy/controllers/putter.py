@@ -1,0 +1,321 @@
+"""The object PUT fan-out: one body streamed to every object-ring primary at once.
+
+1. Connect: one greenthread per primary pulls nodes from a shared `NodeIter`, so a primary that
+   refuses, times out, or answers `Expect: 100-continue` with 507/5xx is replaced by the next
+   handoff. A final answer instead of 100 (409: a newer version exists, 412: If-None-Match)
+   ends that node's part early.
+2. Stream: the client's body is read once, hashed (MD5), and queued to each connection; each
+   connection has its own sender greenthread (bounded queue, one `StallWatchdog`). A sender that
+   fails drops out; when fewer than a quorum remain the PUT ends in 503. The last chunk waits
+   until the MD5 matches the client's ETag (else 422), so no node ever completes a bad body.
+3. Answer: each node's final status is read with the node timeout; a node whose ETag differs from
+   the proxy's MD5 of what it sent counts as failed; the quorum vote decides the client's status.
+Closing the connections early (client gone, body too large) leaves the object servers with a
+short body, which they discard.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import eventlet
+from eventlet.queue import Queue
+
+from proxy.backend import (
+    NETWORK_ERRORS,
+    Backend,
+    BackendConnection,
+    BackendError,
+    BackendResponse,
+    NodeIter,
+    NodeTimeout,
+    response_headers,
+)
+from proxy.error_limiter import node_name
+from proxy.errors import (
+    Accepted,
+    ClientDisconnect,
+    PreconditionFailed,
+    RequestEntityTooLarge,
+    RequestTimeout,
+    ServiceUnavailable,
+    UnprocessableEntity,
+)
+from proxy.quorum import choose_response, quorum_size
+from proxy.watchdog import StallWatchdog, StreamStalled
+from ring import Node
+
+LOGGER = logging.getLogger("ringstack.proxy")
+_END = object()
+
+
+@dataclasses.dataclass
+class PutResult:
+    status: int
+    reason: str
+    headers: dict[str, str]
+    body: bytes
+    etag: str                  # the MD5 the proxy computed over the body
+
+
+class PutConnection:
+    """One object server receiving the body, fed through a bounded queue by its own sender."""
+
+    def __init__(self, backend: Backend, node: Node, conn: BackendConnection, chunked: bool,
+                 final: BackendResponse | None = None, final_body: bytes = b""):
+        self.backend = backend
+        self.node = node
+        self.conn = conn
+        self.chunked = chunked
+        self.final = final              # an answer received instead of 100 Continue
+        self.final_body = final_body
+        self.failed = False
+        self._queue: Queue = Queue(backend.settings.put_queue_depth)
+        self._sender: Any = None
+
+    def start(self) -> None:
+        self._sender = eventlet.spawn(self._send_all)
+
+    def send(self, chunk: bytes) -> None:
+        if not self.failed:
+            self._queue.put(chunk)
+
+    def finish(self) -> None:
+        """Queue the end of the body and wait until the sender is done with it."""
+        if self._sender is None:
+            return
+        self._queue.put(_END)
+        self._sender.wait()
+
+    def _send_all(self) -> None:
+        watchdog = StallWatchdog(self.backend.settings.node_timeout_s,
+                                 f"PUT to {node_name(self.node)}")
+        try:
+            while True:
+                chunk = self._queue.get()
+                if self.failed:
+                    if chunk is _END:
+                        return
+                    continue            # keep draining so the reader never blocks on us
+                if chunk is _END:
+                    data = b"0\r\n\r\n" if self.chunked else b""
+                elif self.chunked:
+                    data = b"%x\r\n%s\r\n" % (len(chunk), chunk)
+                else:
+                    data = chunk
+                if data:
+                    try:
+                        watchdog.arm()
+                        try:
+                            self.conn.send(data)
+                        finally:
+                            watchdog.disarm()
+                    except (StreamStalled, *NETWORK_ERRORS) as err:
+                        self.fail(f"ERROR sending object data: {err or type(err).__name__}")
+                if chunk is _END:
+                    return
+        finally:
+            watchdog.cancel()
+
+    def fail(self, why: str) -> None:
+        if not self.failed:
+            self.failed = True
+            self.backend.limiter.record_error(self.node, why)
+            self.conn.close()
+
+    def close(self) -> None:
+        """Drop the connection (an unfinished body is discarded by the object server) and
+        stop the sender if it is still waiting for chunks."""
+        if self._sender is not None and not self._sender.dead:
+            self._sender.kill()
+        self.conn.close()
+
+    def get_answer(self) -> tuple[int, str, dict[str, str], bytes]:
+        """The node's final status (503 if it failed or did not answer in time)."""
+        if self.final is not None:
+            return (self.final.status, self.final.reason, response_headers(self.final),
+                    self.final_body)
+        if self.failed:
+            return (503, "", {}, b"")
+        try:
+            with eventlet.Timeout(self.backend.settings.node_timeout_s,
+                                  NodeTimeout(f"no PUT answer from {node_name(self.node)}")):
+                response = self.conn.getresponse()
+                body = response.read()
+        except (BackendError, *NETWORK_ERRORS) as err:
+            self.fail(f"ERROR getting PUT answer: {err or type(err).__name__}")
+            return (503, "", {}, b"")
+        finally:
+            self.conn.close()
+        self.backend.check_status(self.node, response.status, "object PUT")
+        return (response.status, response.reason, response_headers(response), body)
+
+
+def connect_put_node(backend: Backend, node_iter: NodeIter, path: str,
+                     headers: Mapping[str, str], chunked: bool,
+                     expect_continue: bool) -> PutConnection | None:
+    """A connection to the next node of `node_iter` that will take the body (or answered)."""
+    part = node_iter.part
+    for node in node_iter:
+        conn = None
+        try:
+            conn = backend.open(node, part, "PUT", path, headers)
+            if not expect_continue:
+                return PutConnection(backend, node, conn, chunked)
+            with eventlet.Timeout(backend.settings.node_timeout_s,
+                                  NodeTimeout(f"no 100-continue from {node_name(node)}")):
+                expect = conn.getexpect()
+                if expect.status == 100:
+                    return PutConnection(backend, node, conn, chunked)
+                body = expect.read()
+        except (BackendError, *NETWORK_ERRORS) as err:
+            if conn is not None:
+                conn.close()
+            backend.limiter.record_error(node, f"ERROR Expect: 100-continue on {path}: "
+                                               f"{err or type(err).__name__}")
+            continue
+        conn.close()
+        if expect.status >= 500:
+            backend.check_status(node, expect.status, f"Expect: 100-continue on {path}")
+            continue
+        return PutConnection(backend, node, conn, chunked, final=expect, final_body=body)
+    return None
+
+
+class ObjectPut:
+    """One object PUT over the primaries of `node_iter` (handoffs standing in for failures)."""
+
+    def __init__(self, backend: Backend, node_iter: NodeIter, path: str,
+                 headers_list: list[dict[str, str]], length: int | None, max_file_size: int,
+                 client_etag: str | None, if_none_match_star: bool):
+        self.backend = backend
+        self.node_iter = node_iter
+        self.path = path
+        self.headers_list = headers_list
+        self.length = length                  # None: chunked
+        self.max_file_size = max_file_size
+        self.client_etag = client_etag
+        self.if_none_match_star = if_none_match_star
+        self.replicas = len(headers_list)
+        self.quorum = quorum_size(self.replicas)
+        self.connections: list[PutConnection] = []
+
+    def run(self, body_input: Any, client_chunk_bytes: int) -> PutResult:
+        try:
+            self._connect()
+            etag = self._transfer(body_input, client_chunk_bytes)
+            return self._answers(etag)
+        finally:
+            for connection in self.connections:
+                connection.close()
+
+    def _connect(self) -> None:
+        chunked = self.length is None
+        expect = chunked or bool(self.length)
+        pile = eventlet.GreenPile(self.replicas)
+        for headers in self.headers_list:
+            headers = dict(headers)
+            if chunked:
+                headers["Transfer-Encoding"] = "chunked"
+            else:
+                headers["Content-Length"] = str(self.length)
+            if expect:
+                headers["Expect"] = "100-continue"
+            pile.spawn(connect_put_node, self.backend, self.node_iter, self.path, headers,
+                       chunked, expect)
+        self.connections = [c for c in pile if c is not None]
+        finals = [c.final.status for c in self.connections if c.final is not None]
+        if self.if_none_match_star and 412 in finals:
+            raise PreconditionFailed()
+        if 409 in finals:
+            # a newer version is already stored: this write has lost, which is not an error
+            raise Accepted()
+        if len(self.connections) < self.quorum:
+            LOGGER.error("Object PUT returning 503, %d/%d required connections",
+                         len(self.connections), self.quorum)
+            raise ServiceUnavailable()
+
+    def _live(self) -> list[PutConnection]:
+        return [c for c in self.connections if c.final is None and not c.failed]
+
+    def _transfer(self, body_input: Any, client_chunk_bytes: int) -> str:
+        """Stream the body; the last chunk is held back until the MD5 has been checked against
+        the client's ETag, so a body that arrived wrong is never complete on any node."""
+        md5 = hashlib.md5(usedforsecurity=False)
+        receivers = self._live()
+        for connection in receivers:
+            connection.start()
+        received = 0
+        held_back: bytes | None = None
+        while self.length is None or received < self.length:
+            want = client_chunk_bytes if self.length is None else \
+                min(client_chunk_bytes, self.length - received)
+            try:
+                chunk = body_input.read(want)
+            except TimeoutError:
+                raise RequestTimeout() from None
+            except (OSError, ValueError) as err:
+                LOGGER.info("client disconnected during object PUT: %s", err)
+                raise ClientDisconnect() from None
+            if not chunk:
+                break
+            received += len(chunk)
+            if received > self.max_file_size:
+                raise RequestEntityTooLarge("Your request is too large.")
+            md5.update(chunk)
+            if held_back is not None:
+                self._send(receivers, held_back)
+            held_back = chunk
+        if self.length is not None and received < self.length:
+            LOGGER.info("client disconnected without sending enough data (%d of %d bytes)",
+                        received, self.length)
+            raise ClientDisconnect()
+        etag = md5.hexdigest()
+        if self.client_etag is not None and self.client_etag != etag:
+            raise UnprocessableEntity()
+        if held_back is not None:
+            self._send(receivers, held_back)
+        for connection in receivers:
+            connection.finish()
+        if len(self._live()) < self.quorum:
+            LOGGER.error("Object PUT returning 503, %d/%d connections finished the body",
+                         len(self._live()), self.quorum)
+            raise ServiceUnavailable()
+        return etag
+
+    def _send(self, receivers: list[PutConnection], chunk: bytes) -> None:
+        for connection in receivers:
+            connection.send(chunk)
+        if len(self._live()) < self.quorum:
+            LOGGER.error("Object PUT exceptions during send, %d/%d required connections",
+                         len(self._live()), self.quorum)
+            raise ServiceUnavailable()
+
+    def _answers(self, etag: str) -> PutResult:
+        pile = eventlet.GreenPile(max(1, len(self.connections)))
+        for connection in self.connections:
+            pile.spawn(connection.get_answer)
+        statuses: list[int] = []
+        answers = []
+        for connection, answer in zip(self.connections, pile, strict=True):
+            status, reason, headers, body = answer
+            node_etag = (headers.get("etag") or "").strip('"')
+            if 200 <= status < 300 and node_etag and node_etag != etag:
+                connection.backend.limiter.record_error(
+                    connection.node, f"ERROR object server stored ETag {node_etag}, "
+                                     f"proxy sent {etag}")
+                status = 503
+            statuses.append(status)
+            answers.append((status, reason, headers, body))
+        statuses += [503] * (self.replicas - len(statuses))
+        status, index = choose_response(statuses, self.quorum)
+        if index is None:
+            if status == 503:
+                LOGGER.error("Object PUT returning 503 for %s", statuses)
+            return PutResult(status, "", {}, b"", etag)
+        _status, reason, headers, body = answers[index]
+        return PutResult(status, reason, headers, body, etag)

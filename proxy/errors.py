@@ -1,0 +1,154 @@
+"""The proxy's client-facing errors, and the one place they become HTTP responses.
+
+Anything in the proxy that decides "this request ends here with status N" raises a `ProxyError`
+subclass; `ProxyApplication` catches it and calls `error_response`. Reason phrases and default
+bodies are Swift's, so clients and tools that match on them keep working.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from webob import Request, Response
+
+# Swift's reason phrases and the HTML explanation it sends when a response has no body.
+REASONS: dict[int, tuple[str, str]] = {
+    200: ("OK", ""),
+    201: ("Created", ""),
+    202: ("Accepted", "The request is accepted for processing."),
+    204: ("No Content", ""),
+    206: ("Partial Content", ""),
+    304: ("Not Modified", ""),
+    400: ("Bad Request", "The server could not comply with the request since it is either "
+          "malformed or otherwise incorrect."),
+    401: ("Unauthorized", "This server could not verify that you are authorized to access the "
+          "document you requested."),
+    403: ("Forbidden", "Access was denied to this resource."),
+    404: ("Not Found", "The resource could not be found."),
+    405: ("Method Not Allowed", "The method is not allowed for this resource."),
+    408: ("Request Timeout", "The server has waited too long for the request to be sent by the "
+          "client."),
+    409: ("Conflict", "There was a conflict when trying to complete your request."),
+    410: ("Gone", "This resource is no longer available."),
+    411: ("Length Required", "Content-Length header required."),
+    412: ("Precondition Failed", "A precondition for this request was not met."),
+    413: ("Request Entity Too Large", "The body of your request was too large for this server."),
+    414: ("Request URI Too Long", "The request URI was too long for this server."),
+    416: ("Requested Range Not Satisfiable", "The Range requested is not available."),
+    422: ("Unprocessable Entity", "Unable to process the contained instructions"),
+    499: ("Client Disconnect", "The client was disconnected during request."),
+    500: ("Internal Error", "The server has either erred or is incapable of performing the "
+          "requested operation."),
+    501: ("Not Implemented", "The server is either unable or unwilling to perform the requested "
+          "action."),
+    503: ("Service Unavailable", "The server is currently unavailable. Please try again at a "
+          "later time."),
+    507: ("Insufficient Storage", "There was not enough space to save the resource."),
+}
+
+
+def status_line(status: int, reason: str = "") -> str:
+    return f"{status} {reason or REASONS.get(status, ('Unknown', ''))[0]}"
+
+
+def default_body(status: int) -> bytes:
+    title, explanation = REASONS.get(status, ("", ""))
+    return f"<html><h1>{title}</h1><p>{explanation}</p></html>".encode() if explanation else b""
+
+
+class ProxyError(Exception):
+    """A request that ends here with `status`; `body` replaces Swift's default text."""
+
+    status = 500
+
+    def __init__(self, body: str | bytes | None = None,
+                 headers: Mapping[str, str] | None = None):
+        super().__init__(body if isinstance(body, str) else status_line(self.status))
+        self.body = body.encode("utf-8") if isinstance(body, str) else body
+        self.headers = dict(headers or {})
+
+
+class Accepted(ProxyError):
+    """Not a failure: Swift answers 202 when a PUT lost a race to a newer write (409s)."""
+
+    status = 202
+
+
+class BadRequest(ProxyError):
+    status = 400
+
+
+class Unauthorized(ProxyError):
+    status = 401
+
+
+class Forbidden(ProxyError):
+    status = 403
+
+
+class NotFound(ProxyError):
+    status = 404
+
+
+class MethodNotAllowed(ProxyError):
+    status = 405
+
+
+class RequestTimeout(ProxyError):
+    status = 408
+
+
+class LengthRequired(ProxyError):
+    status = 411
+
+
+class PreconditionFailed(ProxyError):
+    status = 412
+
+
+class RequestEntityTooLarge(ProxyError):
+    status = 413
+
+
+class UnprocessableEntity(ProxyError):
+    status = 422
+
+
+class ClientDisconnect(ProxyError):
+    status = 499
+
+
+class InternalError(ProxyError):
+    status = 500
+
+
+class NotImplementedByProxy(ProxyError):
+    status = 501
+
+
+class ServiceUnavailable(ProxyError):
+    """Too few storage nodes answered (or answered well) to give the client a real answer."""
+
+    status = 503
+
+
+def simple_response(request: Request | None, status: int, body: bytes | None = None,
+                    headers: Mapping[str, str] | None = None, reason: str = "",
+                    content_type: str = "text/html; charset=UTF-8") -> Response:
+    """A complete small response; a missing body becomes Swift's default text (not on HEAD)."""
+    if body is None:
+        body = default_body(status)
+    if request is not None and request.method == "HEAD":
+        body = b""
+    response = Response(status=status_line(status, reason), body=body,
+                        content_type=content_type, charset=None)
+    for name, value in (headers or {}).items():
+        response.headers[name] = value
+    return response
+
+
+def error_response(error: ProxyError, request: Request | None) -> Response:
+    """The one mapping from a typed proxy error to what the client sees."""
+    content_type = "text/plain; charset=UTF-8" if error.body else "text/html; charset=UTF-8"
+    return simple_response(request, error.status, error.body, error.headers,
+                           content_type=content_type)
