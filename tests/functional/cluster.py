@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -16,16 +17,16 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 
 def free_port_block(size: int) -> int:
-    """A base port with `size` free consecutive ports above it (probed, then released)."""
+    """A base port with `size` bindable consecutive ports above it, below the kernel's
+    ephemeral range (so client connections never take them) and probed the way the servers
+    bind (SO_REUSEADDR: a port in TIME_WAIT is still usable)."""
+    rng = random.Random()
     for _ in range(200):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            base = probe.getsockname()[1]
-        if base + size >= 65000:
-            continue
+        base = rng.randrange(10000, 30000 - size)
         ok = True
         for port in range(base, base + size):
             with socket.socket() as sock:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
                 try:
                     sock.bind(("127.0.0.1", port))
                 except OSError:
