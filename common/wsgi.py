@@ -18,6 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 import eventlet
+import eventlet.hubs
 import eventlet.wsgi
 
 from common.config import Config
@@ -89,6 +90,9 @@ def run_wsgi(app_factory: Callable[[], WsgiApp], conf: Config, default_port: int
     for _ in range(workers):
         pid = os.fork()
         if pid == 0:
+            # The parent's hub (made by eventlet.listen) owns an epoll instance that a fork
+            # shares: each worker needs a hub of its own or they see each other's events.
+            eventlet.hubs.use_hub()
             signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
             signal.signal(signal.SIGINT, signal.SIG_IGN)
             try:

@@ -58,7 +58,6 @@ DELETED_STATUS_HEADERS = {"X-Account-Status": "Deleted"}
 class AccountServer(DbServer):
     """The WSGI app: one instance per worker process."""
 
-    kind = "account"
     datadir = DATADIR
 
     def __init__(self, conf: Config, logger: logging.Logger | None = None):
