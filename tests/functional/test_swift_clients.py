@@ -63,12 +63,15 @@ def test_cli_stat_upload_list_download_post_copy_delete(cluster, tmp_path):
 def test_segmented_upload_round_trips(cluster, tmp_path, mode):
     data = os.urandom(3 * 1024 * 1024 + 12345)
     (tmp_path / "big.bin").write_bytes(data)
-    args = ["upload", f"big-{mode}", "big.bin", "--segment-size", "1048576"]
-    if mode == "slo":
-        args.append("--use-slo")
+    args = ["upload", f"big-{mode}", "big.bin", "--segment-size", "1048576",
+            "--use-slo" if mode == "slo" else "--use-dlo"]
     swift(cluster, *args, cwd=str(tmp_path))
     stat = swift(cluster, "stat", f"big-{mode}", "big.bin").stdout
-    assert "Manifest:" in stat
+    if mode == "slo":
+        assert "X-Static-Large-Object: True" in stat
+    else:
+        assert f"Manifest: big-{mode}_segments/big.bin/" in stat
+    assert f"Content Length: {len(data)}" in stat
     out = tmp_path / "back.bin"
     swift(cluster, "download", f"big-{mode}", "big.bin", "-o", str(out))
     assert hashlib.md5(out.read_bytes()).hexdigest() == hashlib.md5(data).hexdigest()
