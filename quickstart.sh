@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# ringstack quick start: `./quickstart.sh run` sets up and runs the main job;
+# ringstack quick start: `./quickstart.sh run` sets up and runs the all-in-one cluster;
 # `./quickstart.sh test` sets up and runs the test suite. Both install what they need into
 # ./.venv (pip) and, where a real component needs one, Debian packages via apt-get.
 set -euo pipefail
@@ -17,23 +17,9 @@ setup() {
 
 run() {
     setup
-    # For now the main job builds a sample ring (4 devices in 4 zones, 3 replicas) and shows
-    # it; the all-in-one cluster takes over this command once it exists.
-    local builder="$DATA/rings/object.builder" rb="$VENV/bin/ringstack-ring-builder"
-    mkdir -p "$DATA/rings"
-    if [ ! -f "$builder" ]; then
-        "$rb" "$builder" create 10 3 1
-        for n in 1 2 3 4; do
-            "$rb" "$builder" add "r1z$n-127.0.0.1:60${n}0/sdb$n" 100
-        done
-        "$rb" "$builder" rebalance --seed 1 || [ $? -eq 1 ]
-    fi
-    "$rb" "$builder"
-    echo
-    "$rb" "$builder" dispersion
-    echo
-    echo "Builder: $builder   Ring: ${builder%.builder}.ring"
-    echo "Try:     $rb $builder search z1"
+    # The main job: the whole cluster on this machine (4 storage nodes and a proxy on
+    # 127.0.0.1:8080), in the foreground until Ctrl-C; its data stays in $DATA between runs.
+    exec "$VENV/bin/ringstack-aio" start --data-dir "$DATA" "$@"
 }
 
 tests() {

@@ -35,8 +35,13 @@ DEFAULT_DATA_DIR = os.environ.get("RINGSTACK_DATA",
 
 def env_lines(layout: Layout) -> list[str]:
     user, value = next(iter(layout.users.items()))
-    return [f"export ST_AUTH={layout.auth_url}", f"export ST_USER={user}",
-            f"export ST_KEY={value.split()[0]}"]
+    lines = [f"export ST_AUTH={layout.auth_url}", f"export ST_USER={user}",
+             f"export ST_KEY={value.split()[0]}"]
+    # The clients installed beside this Python (the quick start's venv) go on PATH too.
+    bin_dir = os.path.dirname(sys.executable)
+    if os.path.exists(os.path.join(bin_dir, "swift")):
+        lines.insert(0, f'export PATH="{bin_dir}:$PATH"')
+    return lines
 
 
 def banner(layout: Layout) -> str:
