@@ -13,6 +13,12 @@ TRUE_WORDS = frozenset({"1", "true", "yes", "on", "t", "y"})
 FALSE_WORDS = frozenset({"0", "false", "no", "off", "f", "n", ""})
 
 
+def is_true(value: object) -> bool:
+    """Swift's `config_true_value`, for options and for headers alike: one of TRUE_WORDS, in
+    any case, surrounding space ignored (None and anything else are false)."""
+    return value is not None and str(value).strip().lower() in TRUE_WORDS
+
+
 class ConfigError(ValueError):
     """A config file that is missing, unreadable, or holds a bad value."""
 

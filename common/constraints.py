@@ -1,15 +1,18 @@
 """Swift's API limits, with Swift's defaults; the proxy enforces them and /info advertises them.
 
 Clients (python-swiftclient among them) read these from /info, so names and meanings follow
-Swift's `[swift-constraints]` exactly. `Constraints.from_config` reads overrides from the
-`[swift-constraints]` section of the cluster config.
+Swift's `[swift-constraints]` exactly. `Constraints.from_parser` reads overrides from the
+`[swift-constraints]` section of the cluster config (`from_config`: from that one section).
 """
 
 from __future__ import annotations
 
+import configparser
 import dataclasses
 
 from common.config import Config
+
+SECTION = "swift-constraints"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,6 +41,13 @@ class Constraints:
                 continue
             values[field.name] = conf.get_int(field.name, field.default, minimum=0)
         return cls(**values)
+
+    @classmethod
+    def from_parser(cls, parser: configparser.ConfigParser, source: str) -> Constraints:
+        """From the `[swift-constraints]` section of a parsed cluster config (all defaults
+        when it has none); `source` names the file in errors."""
+        values = dict(parser.items(SECTION)) if parser.has_section(SECTION) else {}
+        return cls.from_config(Config(values, source, SECTION))
 
     def as_info(self) -> dict[str, object]:
         info: dict[str, object] = dataclasses.asdict(self)

@@ -15,7 +15,7 @@ from typing import Any
 from urllib.parse import quote
 
 from common.config import Config
-from proxy.errors import default_body, status_line
+from common.http_status import default_body, status_line
 
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 LOGGER = logging.getLogger("ringstack.proxy")

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import os
 
-from common.config import Config, ConfigError, read_config
+from common.config import ConfigError, read_config
 from common.constraints import Constraints
-from proxy.policies import StoragePolicies, StoragePolicy, parse_policies
+from common.policies import StoragePolicies, StoragePolicy, parse_policies
 from ring import HashSecrets, Ring, RingError, load_hash_secrets
 
 CLUSTER_CONF = "ringstack.conf"
-CONSTRAINTS_SECTION = "swift-constraints"
 
 
 class Cluster:
@@ -40,9 +39,7 @@ class Cluster:
             secrets = load_hash_secrets(conf_path)
         except RingError as err:
             raise ConfigError(str(err)) from None
-        values = dict(parser.items(CONSTRAINTS_SECTION)) \
-            if parser.has_section(CONSTRAINTS_SECTION) else {}
-        constraints = Constraints.from_config(Config(values, conf_path, CONSTRAINTS_SECTION))
+        constraints = Constraints.from_parser(parser, conf_path)
         policies = parse_policies(parser)
         try:
             account_ring = Ring(os.path.join(swift_dir, "account.ring"), secrets)

@@ -2,7 +2,8 @@
 
 Anything in the proxy that decides "this request ends here with status N" raises a `ProxyError`
 subclass; `ProxyApplication` catches it and calls `error_response`. Reason phrases and default
-bodies are Swift's, so clients and tools that match on them keep working.
+bodies are Swift's (`common.http_status`), so clients and tools that match on them keep
+working.
 """
 
 from __future__ import annotations
@@ -11,49 +12,7 @@ from collections.abc import Mapping
 
 from webob import Request, Response
 
-# Swift's reason phrases and the HTML explanation it sends when a response has no body.
-REASONS: dict[int, tuple[str, str]] = {
-    200: ("OK", ""),
-    201: ("Created", ""),
-    202: ("Accepted", "The request is accepted for processing."),
-    204: ("No Content", ""),
-    206: ("Partial Content", ""),
-    304: ("Not Modified", ""),
-    400: ("Bad Request", "The server could not comply with the request since it is either "
-          "malformed or otherwise incorrect."),
-    401: ("Unauthorized", "This server could not verify that you are authorized to access the "
-          "document you requested."),
-    403: ("Forbidden", "Access was denied to this resource."),
-    404: ("Not Found", "The resource could not be found."),
-    405: ("Method Not Allowed", "The method is not allowed for this resource."),
-    408: ("Request Timeout", "The server has waited too long for the request to be sent by the "
-          "client."),
-    409: ("Conflict", "There was a conflict when trying to complete your request."),
-    410: ("Gone", "This resource is no longer available."),
-    411: ("Length Required", "Content-Length header required."),
-    412: ("Precondition Failed", "A precondition for this request was not met."),
-    413: ("Request Entity Too Large", "The body of your request was too large for this server."),
-    414: ("Request URI Too Long", "The request URI was too long for this server."),
-    416: ("Requested Range Not Satisfiable", "The Range requested is not available."),
-    422: ("Unprocessable Entity", "Unable to process the contained instructions"),
-    499: ("Client Disconnect", "The client was disconnected during request."),
-    500: ("Internal Error", "The server has either erred or is incapable of performing the "
-          "requested operation."),
-    501: ("Not Implemented", "The server is either unable or unwilling to perform the requested "
-          "action."),
-    503: ("Service Unavailable", "The server is currently unavailable. Please try again at a "
-          "later time."),
-    507: ("Insufficient Storage", "There was not enough space to save the resource."),
-}
-
-
-def status_line(status: int, reason: str = "") -> str:
-    return f"{status} {reason or REASONS.get(status, ('Unknown', ''))[0]}"
-
-
-def default_body(status: int) -> bytes:
-    title, explanation = REASONS.get(status, ("", ""))
-    return f"<html><h1>{title}</h1><p>{explanation}</p></html>".encode() if explanation else b""
+from common.http_status import default_body, status_line
 
 
 class ProxyError(Exception):

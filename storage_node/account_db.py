@@ -25,10 +25,10 @@ from typing import Any
 from common.timestamp import Timestamp
 from storage_node.db import (
     EMPTY_HASH,
-    SQLITE_ARG_LIMIT,
     ZERO_TIMESTAMP,
     DatabaseBroker,
     is_zero,
+    rows_with_names,
 )
 from storage_node.listing import ListingParams, NameRange, Subdir, list_entries, name_range_sql
 
@@ -188,7 +188,7 @@ _RECORD_COLUMNS = ("name, put_timestamp, delete_timestamp, object_count, bytes_u
 ContainerRow = tuple[str, int, int, str, int]
 
 
-class AccountBroker(DatabaseBroker):
+class AccountBroker(DatabaseBroker[AccountInfo]):
     """An account database file; see the module docstring for the rules it keeps."""
 
     db_type = "account"
@@ -209,14 +209,6 @@ class AccountBroker(DatabaseBroker):
             raise sqlite3.DatabaseError("missing row in account_stat")
         return AccountInfo(*row)
 
-    def get_info(self) -> AccountInfo:
-        with self._transaction(write=False) as conn:
-            return self._info(conn)
-
-    def get_info_and_metadata(self) -> tuple[AccountInfo, dict[str, list[str]]]:
-        with self._transaction(write=False) as conn:
-            return self._info(conn), self._metadata(conn)
-
     def get_policy_stats(self) -> dict[int, dict[str, int]]:
         with self._transaction(write=False) as conn:
             return {index: {"container_count": containers, "object_count": objects,
@@ -224,9 +216,6 @@ class AccountBroker(DatabaseBroker):
                     for index, containers, objects, used in conn.execute(
                         "SELECT storage_policy_index, container_count, object_count, "
                         "bytes_used FROM policy_stat")}
-
-    def is_deleted(self) -> bool:
-        return not self.exists() or self.get_info().is_deleted
 
     def empty(self) -> bool:
         return is_zero(self.get_info().container_count)
@@ -251,12 +240,8 @@ class AccountBroker(DatabaseBroker):
         with self._transaction(write=True) as conn:
             existing: dict[str, ContainerRecord] = {}
             names = sorted({record.name for record in records})
-            for start in range(0, len(names), SQLITE_ARG_LIMIT):
-                chunk = names[start:start + SQLITE_ARG_LIMIT]
-                placeholders = ",".join("?" * len(chunk))
-                for row in conn.execute(f"SELECT {_RECORD_COLUMNS} FROM container "
-                                        f"WHERE name IN ({placeholders})", chunk):
-                    existing[row[0]] = ContainerRecord(*row)
+            for row in rows_with_names(conn, "container", _RECORD_COLUMNS, names):
+                existing[row[0]] = ContainerRecord(*row)
             to_write: dict[str, ContainerRecord] = {}
             for record in records:
                 base = to_write.get(record.name) or existing.get(record.name)

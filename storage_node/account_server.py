@@ -10,7 +10,7 @@ Requests (Swift's, see docs/DATA_PATH.md and swift/account/server.py):
 - `/<device>/<partition>/<account>/<container>`: PUT of a container row from a container
   server (201, or 204 when the row says deleted; 404 when the account is missing or deleted).
 Request handling, error mapping, device checks and the sqlite threads come from
-`container_server.DbServer`, shared with the container server.
+`db_server.DbServer`, shared with the container server.
 """
 
 from __future__ import annotations
@@ -21,16 +21,16 @@ from typing import Any
 
 import webob
 
-from common.config import Config
+from common.config import Config, is_true
 from common.timestamp import Timestamp
 from storage_node.account_db import DATADIR, AccountBroker, AccountInfo
-from storage_node.container_server import (
+from storage_node.db import DatabaseAlreadyExists, DatabaseNotFound, check_metadata_limits
+from storage_node.db_server import (
     AUTO_CREATE_ACCOUNT_PREFIX,
     DbServer,
     check_names,
     int_header,
     is_sys_or_user_meta,
-    is_true,
     metadata_headers,
     metadata_updates,
     optional_timestamp,
@@ -38,7 +38,6 @@ from storage_node.container_server import (
     reply,
     required_timestamp,
 )
-from storage_node.db import DatabaseAlreadyExists, DatabaseNotFound, check_metadata_limits
 from storage_node.listing import (
     Subdir,
     container_record,
@@ -208,9 +207,10 @@ class AccountServer(DbServer):
             "X-PUT-Timestamp": Timestamp(info.put_timestamp).normal,
         }
         for index, stats in sorted(policy_stats.items()):
-            name = self.cluster.policies.names.get(index)
-            if name is None:
+            policy = self.cluster.policies.get_by_index(index)
+            if policy is None:
                 continue
+            name = policy.name
             for key, value in stats.items():
                 # Swift's header dict title-cases names: ...-Policy-Gold-Object-Count
                 header = f"X-Account-Storage-Policy-{name}-{key.replace('_', '-')}".title()
@@ -248,7 +248,7 @@ class AccountServer(DbServer):
         content_type = listing_content_type(get_param(query, "format"),
                                             request.headers.get("Accept"))
         device_path = self.check_device(device)
-        policy_names = self.cluster.policies.names
+        policy_names = {policy.index: policy.name for policy in self.cluster.policies}
 
         def work() -> tuple[AccountInfo | None, dict[str, list[str]],
                             dict[int, dict[str, int]], bytes, bool]:

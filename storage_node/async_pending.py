@@ -17,11 +17,12 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
-import tempfile
 from collections.abc import Iterator
 from typing import Any
 
 import msgpack
+
+from storage_node.durable import write_durably
 
 PENDING_DIR = "async_pending"
 
@@ -56,31 +57,12 @@ class PendingUpdate:
                    [Target(**t) for t in data["targets"]])
 
 
-def _fsync_dir(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def save(device_path: str, name_hash: str, timestamp: str, update: PendingUpdate) -> str:
     """Write an update durably (temp file, fsync, rename, fsync dir); returns its path."""
     directory = os.path.join(device_path, PENDING_DIR, name_hash[-3:])
     os.makedirs(directory, exist_ok=True)
     final = os.path.join(directory, f"{name_hash}-{timestamp}")
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(update.to_bytes())
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, final)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    _fsync_dir(directory)
+    write_durably(final, update.to_bytes())
     return final
 
 
@@ -94,13 +76,7 @@ def rewrite(path: str, update: PendingUpdate) -> None:
     if not update.targets:
         remove(path)
         return
-    directory = os.path.dirname(path)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-")
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(update.to_bytes())
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    write_durably(path, update.to_bytes())
 
 
 def remove(path: str) -> None:

@@ -26,11 +26,11 @@ from typing import Any
 from common.timestamp import TICKS_PER_SECOND, Timestamp
 from storage_node.db import (
     EMPTY_HASH,
-    SQLITE_ARG_LIMIT,
     ZERO_TIMESTAMP,
     DatabaseBroker,
     DatabaseError,
     is_zero,
+    rows_with_names,
 )
 from storage_node.listing import (
     ListingParams,
@@ -308,7 +308,7 @@ _RECORD_COLUMNS = "name, created_at, size, content_type, etag, deleted, storage_
 ObjectRow = tuple[str, str, int, str, str]      # name, created_at, size, content_type, etag
 
 
-class ContainerBroker(DatabaseBroker):
+class ContainerBroker(DatabaseBroker[ContainerInfo]):
     """A container database file; see the module docstring for the rules it keeps."""
 
     db_type = "container"
@@ -338,18 +338,6 @@ class ContainerBroker(DatabaseBroker):
         if row is None:
             raise sqlite3.DatabaseError("missing row in container_stat")
         return ContainerInfo(*row)
-
-    def get_info(self) -> ContainerInfo:
-        with self._transaction(write=False) as conn:
-            return self._info(conn)
-
-    def get_info_and_metadata(self) -> tuple[ContainerInfo, dict[str, list[str]]]:
-        """Both from one snapshot (what HEAD and GET answer with)."""
-        with self._transaction(write=False) as conn:
-            return self._info(conn), self._metadata(conn)
-
-    def is_deleted(self) -> bool:
-        return not self.exists() or self.get_info().is_deleted
 
     def _empty(self, conn: sqlite3.Connection) -> bool:
         # Every policy counts: misplaced objects still make the container non-empty.
@@ -448,12 +436,8 @@ class ContainerBroker(DatabaseBroker):
         with self._transaction(write=True) as conn:
             existing: dict[tuple[str, int], ObjectRecord] = {}
             names = sorted({record.name for record in records})
-            for start in range(0, len(names), SQLITE_ARG_LIMIT):
-                chunk = names[start:start + SQLITE_ARG_LIMIT]
-                placeholders = ",".join("?" * len(chunk))
-                for row in conn.execute(f"SELECT {_RECORD_COLUMNS} FROM object "
-                                        f"WHERE name IN ({placeholders})", chunk):
-                    existing[(row[0], row[6])] = ObjectRecord(*row)
+            for row in rows_with_names(conn, "object", _RECORD_COLUMNS, names):
+                existing[(row[0], row[6])] = ObjectRecord(*row)
             to_write: dict[tuple[str, int], ObjectRecord] = {}
             for record in records:
                 key = (record.name, record.storage_policy_index)

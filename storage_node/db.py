@@ -14,8 +14,8 @@ Owns what both kinds share:
   it and deletes the WAL, which would otherwise cost every request milliseconds);
 - the one stat row: created_at, put/delete timestamps, status, status_changed_at, the
   order-independent `hash` of the rows (Swift's chexor), and metadata as JSON
-  {name: [value, timestamp]} merged per name newest-wins, as Swift does;
-- running broker calls off the eventlet hub on a bounded per-device pool of real threads.
+  {name: [value, timestamp]} merged per name newest-wins, as Swift does.
+Brokers block: servers run them off the hub with `storage_node.devices.DiskIOPool`.
 `container_db` and `account_db` add their tables, triggers, merges and listings.
 """
 
@@ -33,13 +33,11 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any, ClassVar, Self, TypeVar
-
-import eventlet.hubs
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any, ClassVar, Generic, Protocol, Self, TypeVar
 
 from common.timestamp import Timestamp
+from storage_node.durable import fsync_dir
 
 ZERO_TIMESTAMP = Timestamp(0).internal
 EMPTY_HASH = "0" * 32
@@ -47,7 +45,6 @@ DEFAULT_DB_TIMEOUT_S = 25.0                 # Swift's broker timeout
 SQLITE_ARG_LIMIT = 500                      # bound parameters per statement, well under 999
 QUARANTINE_DIR = "quarantined"
 SYNCHRONOUS_MODES = ("OFF", "NORMAL", "FULL", "EXTRA")
-DEFAULT_THREADS_PER_DEVICE = 4
 # Open connections each thread keeps for reuse. Closing the last connection to a WAL database
 # checkpoints it and deletes its WAL (milliseconds, with fsyncs), so brokers hand their
 # connection back to their thread instead; hot databases then cost one commit per write.
@@ -60,8 +57,17 @@ _CORRUPTION_MESSAGES = ("database disk image is malformed", "malformed database 
                         " is not a database", "disk i/o error", "not a ringstack",
                         "missing row in")
 
-T = TypeVar("T")
 MetadataUpdates = Mapping[str, tuple[str, str]]       # name -> (value, internal timestamp)
+
+
+class StatInfo(Protocol):
+    """What the base needs of a broker's stat-row record (ContainerInfo, AccountInfo)."""
+
+    @property
+    def is_deleted(self) -> bool: ...
+
+
+InfoT = TypeVar("InfoT", bound=StatInfo)
 
 
 class DatabaseError(Exception):
@@ -201,7 +207,7 @@ def _close_quietly_fd(fd: int | None) -> None:
             os.close(fd)
 
 
-class DatabaseBroker:
+class DatabaseBroker(Generic[InfoT]):
     """One container or account database file; not thread-safe, used by one call at a time.
 
     A broker opens its connection lazily and keeps it until `close()`, so one request's work
@@ -304,7 +310,7 @@ class DatabaseBroker:
                 os.link(tmp_path, self.db_file)
             except FileExistsError:
                 raise DatabaseAlreadyExists(self.db_file) from None
-            _fsync_dir(self.hash_dir)
+            fsync_dir(self.hash_dir)
         finally:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp_path)
@@ -467,6 +473,23 @@ class DatabaseBroker:
             raise sqlite3.DatabaseError(f"missing row in {self.stat_table}")
         return dict(zip([column[0] for column in cursor.description], row, strict=True))
 
+    def _info(self, conn: sqlite3.Connection) -> InfoT:
+        """The stat row as the subclass's info record (ContainerInfo, AccountInfo)."""
+        raise NotImplementedError
+
+    def get_info(self) -> InfoT:
+        with self._transaction(write=False) as conn:
+            return self._info(conn)
+
+    def get_info_and_metadata(self) -> tuple[InfoT, dict[str, list[str]]]:
+        """Both from one snapshot (what HEAD and GET answer with)."""
+        with self._transaction(write=False) as conn:
+            return self._info(conn), self._metadata(conn)
+
+    def is_deleted(self) -> bool:
+        """Missing, or its info says deleted (each kind has its own rule for that)."""
+        return not self.exists() or self.get_info().is_deleted
+
     def get_metadata(self) -> dict[str, list[str]]:
         """All metadata, including deletions: {name: [value ("" = deleted), timestamp]}."""
         with self._transaction(write=False) as conn:
@@ -536,87 +559,18 @@ class DatabaseBroker:
             return [str(err)]
 
 
-def _fsync_dir(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+def rows_with_names(conn: sqlite3.Connection, table: str, columns: str,
+                    names: Iterable[str]) -> Iterator[tuple[Any, ...]]:
+    """`SELECT columns FROM table WHERE name IN names`, in chunks that stay under sqlite's
+    limit on bound parameters (merges read the existing rows of a batch this way)."""
+    names = list(names)
+    for start in range(0, len(names), SQLITE_ARG_LIMIT):
+        chunk = names[start:start + SQLITE_ARG_LIMIT]
+        placeholders = ",".join("?" * len(chunk))
+        yield from conn.execute(f"SELECT {columns} FROM {table} WHERE name IN ({placeholders})",
+                                chunk)
 
 
 def is_zero(count: object) -> bool:
     """Swift's `zero_like`: no count reported counts as zero."""
     return count in (None, "", 0, "0")
-
-
-# ---------------------------------------------------------------------------------------------
-# Running broker calls off the hub
-
-
-class BlockingPool:
-    """A bounded set of real threads for blocking calls, awaited without blocking the hub.
-
-    The calling green thread waits on a pipe the worker writes to when done; the wait is on
-    the caller's own hub, so several hubs in several OS threads (tests run servers that way)
-    can share nothing and still work, which eventlet.tpool's single trampoline does not allow.
-    """
-
-    def __init__(self, max_threads: int, name: str = "db"):
-        self._executor = ThreadPoolExecutor(max_workers=max_threads, thread_name_prefix=name)
-
-    def run(self, func: Callable[..., T], *args: Any) -> T:
-        read_fd, write_fd = os.pipe()
-        outcome: list[tuple[bool, Any]] = []
-
-        def call() -> None:
-            try:
-                outcome.append((True, func(*args)))
-            except BaseException as err:        # handed to the waiting green thread
-                outcome.append((False, err))
-            finally:
-                # The waiter may be gone (killed by a timeout): then the pipe is broken.
-                with contextlib.suppress(OSError):
-                    os.write(write_fd, b"\0")
-                os.close(write_fd)
-
-        try:
-            self._executor.submit(call)
-        except BaseException:
-            os.close(write_fd)
-            os.close(read_fd)
-            raise
-        try:
-            # Readiness is only a hint (a hub shared across a fork, a recycled fd): the call
-            # is done when its outcome is there, which the worker sets before it writes.
-            while not outcome:
-                eventlet.hubs.trampoline(read_fd, read=True)
-        finally:
-            os.close(read_fd)
-        succeeded, value = outcome[0]
-        if not succeeded:
-            raise value
-        return value
-
-    def shutdown(self) -> None:
-        self._executor.shutdown(wait=False)
-
-
-class DevicePools:
-    """One BlockingPool per device, so a slow disk only stalls requests for that disk."""
-
-    def __init__(self, threads_per_device: int = DEFAULT_THREADS_PER_DEVICE):
-        self.threads_per_device = threads_per_device
-        self._pools: dict[str, BlockingPool] = {}
-        self._lock = threading.Lock()
-
-    def run(self, device: str, func: Callable[..., T], *args: Any) -> T:
-        pool = self._pools.get(device)
-        if pool is None:
-            with self._lock:
-                pool = self._pools.setdefault(
-                    device, BlockingPool(self.threads_per_device, f"db-{device}"))
-        return pool.run(func, *args)
-
-    def shutdown(self) -> None:
-        for pool in self._pools.values():
-            pool.shutdown()

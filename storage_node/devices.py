@@ -1,11 +1,12 @@
-"""A storage node's devices: which are usable, and the threads that do their disk I/O.
+"""A storage node's devices: which are usable, and the threads that do their blocking I/O.
 
 - `check_device` says whether `<devices>/<device>` may be used: with `mount_check` it must be a
   mount point (an unmounted disk leaves an empty directory on the root filesystem, and writing
   there would fill the root disk with data the ring thinks is elsewhere).
-- `DiskIOPool.run(device, fn, ...)` runs blocking disk work in eventlet's thread pool, at most
-  `threads_per_device` calls per device at once, so one slow or failing disk neither blocks the
-  hub nor takes every thread from the healthy disks.
+- `DiskIOPool.run(device, fn, ...)` runs blocking disk or sqlite work on real threads of that
+  device's own `BlockingPool` (at most `threads_per_device` at once), so one slow or failing
+  disk neither blocks the hub nor takes every thread from the healthy disks. The object server
+  and the container and account servers all use it.
 - `DeviceUnavailable` (and `DeviceFull`, `DeviceFailed`) are what a server answers 507 to. An
   `OSError` escaping a pool call is translated here, in one place: ENOSPC/EDQUOT mean full,
   EIO/EROFS/... mean a failing or read-only disk. Either way the server stays up and the proxy
@@ -14,14 +15,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import errno
 import os
+import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
-from eventlet import tpool
-from eventlet.semaphore import Semaphore
+import eventlet.hubs
 
 T = TypeVar("T")
 
@@ -109,38 +112,90 @@ class FreeSpaceReserve:
             raise DeviceFull(device, "free space below fallocate_reserve")
 
 
-class DiskIOPool:
-    """Runs blocking disk calls off the hub, at most `threads_per_device` per device at once.
+class BlockingPool:
+    """A bounded set of real threads for blocking calls, awaited without blocking the hub.
 
-    `threads_per_device = 0` runs calls inline on the hub (only for tools and tests that do not
-    serve requests). The threads themselves are eventlet's tpool (size set once per process
-    with `set_pool_size`); the per-device semaphore is what keeps a slow disk from taking all
-    of them.
+    The calling green thread waits on a pipe the worker writes to when done; the wait is on
+    the caller's own hub, so several hubs in several OS threads (tests run servers that way)
+    can share nothing and still work, which eventlet.tpool's single trampoline does not allow.
     """
 
-    def __init__(self, threads_per_device: int):
+    def __init__(self, max_threads: int, name: str = "blocking"):
+        self._executor = ThreadPoolExecutor(max_workers=max_threads, thread_name_prefix=name)
+
+    def run(self, func: Callable[..., T], *args: Any) -> T:
+        read_fd, write_fd = os.pipe()
+        outcome: list[tuple[bool, Any]] = []
+
+        def call() -> None:
+            try:
+                outcome.append((True, func(*args)))
+            except BaseException as err:        # handed to the waiting green thread
+                outcome.append((False, err))
+            finally:
+                # The waiter may be gone (killed by a timeout): then the pipe is broken.
+                with contextlib.suppress(OSError):
+                    os.write(write_fd, b"\0")
+                os.close(write_fd)
+
+        try:
+            self._executor.submit(call)
+        except BaseException:
+            os.close(write_fd)
+            os.close(read_fd)
+            raise
+        try:
+            # Readiness is only a hint (a hub shared across a fork, a recycled fd): the call
+            # is done when its outcome is there, which the worker sets before it writes.
+            while not outcome:
+                eventlet.hubs.trampoline(read_fd, read=True)
+        finally:
+            os.close(read_fd)
+        succeeded, value = outcome[0]
+        if not succeeded:
+            raise value
+        return value
+
+    def shutdown(self) -> None:
+        self._executor.shutdown(wait=False)
+
+
+class DiskIOPool:
+    """Runs blocking disk (and sqlite) calls off the hub: one BlockingPool per device.
+
+    A device gets its own `threads_per_device` threads, so one slow or failing disk only
+    stalls the requests for that disk, never the hub or the healthy disks. An `OSError` a
+    call raises is translated to the device error it means (`translate_os_error`).
+    `threads_per_device = 0` runs calls inline on the hub (only for tools and tests that do
+    not serve requests).
+    """
+
+    def __init__(self, threads_per_device: int, name: str = "disk-io"):
         if threads_per_device < 0:
             raise ValueError("threads_per_device must be >= 0")
         self.threads_per_device = threads_per_device
-        self._semaphores: dict[str, Semaphore] = {}
+        self.name = name
+        self._pools: dict[str, BlockingPool] = {}
+        # Servers in tests share nothing but may call from several OS threads at once.
+        self._lock = threading.Lock()
 
-    @staticmethod
-    def set_pool_size(threads: int) -> None:
-        """Size eventlet's shared thread pool; call before the first request is served."""
-        tpool.set_num_threads(threads)
-
-    def run(self, device: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    def run(self, device: str, func: Callable[..., T], *args: Any) -> T:
         try:
             if not self.threads_per_device:
-                return fn(*args, **kwargs)
-            semaphore = self._semaphores.get(device)
-            if semaphore is None:
-                semaphore = self._semaphores.setdefault(device,
-                                                        Semaphore(self.threads_per_device))
-            with semaphore:
-                return tpool.execute(fn, *args, **kwargs)
+                return func(*args)
+            pool = self._pools.get(device)
+            if pool is None:
+                with self._lock:
+                    pool = self._pools.setdefault(
+                        device, BlockingPool(self.threads_per_device, f"{self.name}-{device}"))
+            return pool.run(func, *args)
         except OSError as err:
             translated = translate_os_error(err, device)
             if translated is None:
                 raise
             raise translated from err
+
+    def shutdown(self) -> None:
+        """Let every device's threads end once idle (the pool must not be used after)."""
+        for pool in self._pools.values():
+            pool.shutdown()

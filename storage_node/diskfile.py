@@ -73,6 +73,7 @@ from common.timestamp import InvalidTimestamp, Timestamp
 from ring.hashing import HashSecrets, hash_path
 from storage_node import ondisk
 from storage_node.devices import DiskIOPool, FreeSpaceReserve, check_device
+from storage_node.durable import fsync_dir, makedirs_durable
 
 T = TypeVar("T")
 
@@ -206,31 +207,7 @@ def read_metadata(path: str) -> tuple[int, dict[str, str]]:
         os.close(fd)
 
 
-# ---- durable filesystem steps -----------------------------------------------------------------
-
-def fsync_dir(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def makedirs_durable(path: str) -> None:
-    """mkdir -p, fsync'ing each new directory's parent so the new entries survive a crash."""
-    missing = []
-    current = path
-    while not os.path.isdir(current):
-        missing.append(current)
-        parent = os.path.dirname(current)
-        if parent == current:
-            break
-        current = parent
-    for directory in reversed(missing):
-        with contextlib.suppress(FileExistsError):
-            os.mkdir(directory)
-        fsync_dir(os.path.dirname(directory))
-
+# ---- filesystem steps (fsync discipline: storage_node.durable) -----------------------------------
 
 def _write_all(fd: int, data: bytes | memoryview) -> None:
     view = memoryview(data)

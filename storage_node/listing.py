@@ -25,13 +25,13 @@ from typing import Any
 from urllib.parse import parse_qsl
 from xml.etree.ElementTree import Element, SubElement, tostring
 
+from common.config import is_true
 from common.timestamp import Timestamp
 
 FORMAT_TO_CONTENT_TYPE = {"plain": "text/plain", "json": "application/json",
                           "xml": "application/xml"}
 # The order is Swift's: with no Accept header (or */*) a listing is plain text.
 LISTING_CONTENT_TYPES = ("text/plain", "application/json", "application/xml", "text/xml")
-TRUE_VALUES = frozenset({"true", "1", "yes", "on", "t", "y"})
 # Names beginning with this byte are Swift's reserved namespace; listings hide them unless the
 # caller sends X-Backend-Allow-Reserved-Names.
 RESERVED = "\x00"
@@ -107,7 +107,7 @@ def parse_listing_params(query: Mapping[str, str], max_limit: int, allow_path: b
         prefix=get_param(query, "prefix"),
         delimiter=get_param(query, "delimiter"),
         path=get_param(query, "path") if allow_path else None,
-        reverse=bool(reverse) and reverse.lower() in TRUE_VALUES,
+        reverse=is_true(reverse),
         allow_reserved=allow_reserved)
 
 

@@ -19,11 +19,13 @@ from typing import TYPE_CHECKING, Any
 import eventlet
 from webob import Request, Response
 
+from common.config import is_true
+from common.http_status import status_line
 from common.timestamp import Timestamp
 from proxy.auth import ACL_ENV_KEY
 from proxy.backend import HOP_BY_HOP, NodeAnswer, NodeIter
 from proxy.controllers.getter import FetchResult, GetOrHead
-from proxy.errors import simple_response, status_line
+from proxy.errors import simple_response
 from proxy.paths import SwiftPath, split_path, str_to_wsgi, wsgi_to_str
 from proxy.quorum import choose_response, quorum_size
 from ring import Ring
@@ -344,7 +346,7 @@ class Controller:
     def get_or_head(self, ring: Ring, part: int, path: str, headers: Mapping[str, str],
                     query_string: str = "", resumable: bool = False,
                     method: str | None = None, verify_etag: bool = False) -> FetchResult:
-        newest = self.req.headers.get("X-Newest", "").lower() in ("1", "true", "yes", "on", "t")
+        newest = is_true(self.req.headers.get("X-Newest"))
         return GetOrHead(self.app.backend, method or self.req.method, self.server_type,
                          self.iter_nodes(ring, part, for_read=True), path, headers,
                          query_string, resumable=resumable, newest=newest,

@@ -25,6 +25,7 @@ import logging
 import re
 from collections.abc import Iterator, Mapping
 
+from common.http_rules import normalize_etag
 from common.timestamp import InvalidTimestamp, Timestamp
 from proxy.backend import (
     NETWORK_ERRORS,
@@ -101,10 +102,6 @@ def header_timestamp(headers: Mapping[str, str]) -> Timestamp | None:
 
 def is_source_status(status: int) -> bool:
     return 200 <= status < 300 or status == 304 or status == 416
-
-
-def normalize_etag(value: str | None) -> str | None:
-    return value.strip('"') if value else value
 
 
 class GetOrHead:

@@ -15,6 +15,8 @@ from typing import Any
 
 from webob import Response
 
+from common.config import is_true
+from common.policies import REPLICATION, StoragePolicy
 from common.timestamp import Timestamp
 from proxy.checks import (
     check_delete_headers,
@@ -28,7 +30,6 @@ from proxy.controllers.base import Controller, csv_append, delay_denial
 from proxy.controllers.putter import ObjectPut
 from proxy.errors import BadRequest, NotFound, NotImplementedByProxy, ServiceUnavailable
 from proxy.errors import simple_response as respond
-from proxy.policies import REPLICATION, StoragePolicy
 from proxy.quorum import quorum_size
 from ring import Node, Ring, hash_path
 from ring.device import format_address
@@ -170,7 +171,7 @@ class ObjectController(Controller):
         policy, ring = self._policy(info)
         headers = self.req.headers
         if "Content-Type" not in headers or \
-                headers.get("X-Detect-Content-Type", "").lower() in ("1", "true", "yes", "on"):
+                is_true(headers.get("X-Detect-Content-Type")):
             guessed = mimetypes.guess_type(self.object_name)[0]
             headers["Content-Type"] = guessed or "application/octet-stream"
             headers.pop("X-Detect-Content-Type", None)

@@ -1,10 +1,13 @@
 """Swift API middlewares for the proxy pipeline, one module each.
 
-- `subrequest`: the shared mechanism (internal requests to the next app, reading their answers,
-  Range/precondition rules, segment streaming). Every other module builds on it.
+- `subrequest`: the shared mechanism (internal requests to the next app, reading their
+  answers). Every other module builds on it.
+- `segments`: large-object bodies streamed segment by segment (shared by `slo` and `dlo`);
+  the Range and precondition rules are `common.http_rules`, shared with the object server.
 - `bulk`: bulk delete (`?bulk-delete`) and archive extraction (`?extract-archive=`).
 - `copy`: server-side copy (COPY + Destination, PUT + X-Copy-From).
-- `slo`: static large objects (`?multipart-manifest=put|get|delete`).
+- `slo`: static large objects (`?multipart-manifest=put|get|delete`); `slo_manifest` holds
+  its pure manifest rules.
 - `dlo`: dynamic large objects (X-Object-Manifest).
 
 Each module exposes `filter_factory(conf) -> Callable[[app], app]` and registers its /info

@@ -26,8 +26,9 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 from xml.sax.saxutils import escape
 
-from common.config import Config
+from common.config import Config, is_true
 from common.constraints import Constraints
+from common.http_status import status_line
 from proxy.middleware import as_config, register_info
 from proxy.middleware.subrequest import (
     BoundedPile,
@@ -43,10 +44,8 @@ from proxy.middleware.subrequest import (
     request_headers,
     request_path,
     split_swift_path,
-    status_line,
     str_to_wsgi,
     subrequest,
-    true_value,
 )
 
 LOGGER = logging.getLogger("proxy.bulk")
@@ -481,7 +480,7 @@ class _Extraction:
         self.inherited: dict[str, object | None] = {
             name: value for name, value in headers.items()
             if name.lower().startswith(INHERITED_PREFIX) or name.lower() in INHERITED_HEADERS}
-        if headers.get("Content-Type") and not true_value(
+        if headers.get("Content-Type") and not is_true(
                 headers.get("X-Detect-Content-Type", "")):
             self.inherited["Content-Type"] = headers["Content-Type"]
 

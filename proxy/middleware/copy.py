@@ -22,7 +22,7 @@ import urllib.parse
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from common.config import Config
+from common.config import Config, is_true
 from common.constraints import Constraints
 from proxy.middleware import as_config
 from proxy.middleware.subrequest import (
@@ -41,7 +41,6 @@ from proxy.middleware.subrequest import (
     split_swift_path,
     str_to_wsgi,
     subrequest,
-    true_value,
     unquote,
 )
 
@@ -192,7 +191,7 @@ class ServerSideCopy:
         put_headers = request_headers(put_env)
         for name in SOURCE_ONLY_HEADERS:
             put_headers.pop(name, None)
-        fresh = true_value(put_headers.get("X-Fresh-Metadata", "false"))
+        fresh = is_true(put_headers.get("X-Fresh-Metadata", "false"))
         for name, value in source.headers.items():
             lower = name.lower()
             if fresh:

@@ -21,12 +21,26 @@ from typing import Any
 
 from common.config import Config
 from common.constraints import Constraints
+from common.http_rules import (
+    conditional_status,
+    content_range,
+    normalize_etag,
+    parse_http_date,
+    parse_range,
+    ranges_for_length,
+)
+from common.http_status import status_line
 from proxy.middleware import as_config, register_info
-from proxy.middleware.subrequest import (
-    HttpError,
+from proxy.middleware.segments import (
     ListingError,
     SegmentPiece,
     SegmentStream,
+    prime_or_conflict,
+    range_not_satisfiable,
+    rate_limited,
+)
+from proxy.middleware.subrequest import (
+    HttpError,
     StartResponse,
     SubResponse,
     SwiftPath,
@@ -34,21 +48,12 @@ from proxy.middleware.subrequest import (
     WsgiEnv,
     append_header_value,
     call_app,
-    content_range,
-    normalize_etag,
-    parse_range,
-    precondition_status,
-    prime_or_conflict,
     query_params,
     quote,
-    range_not_satisfiable,
-    ranges_for_length,
-    rate_limited,
     request_headers,
     request_path,
     respond,
     split_swift_path,
-    status_line,
     subrequest,
     unquote,
 )
@@ -206,7 +211,8 @@ class DynamicLargeObject:
         if complete:
             headers["Etag"] = dlo_etag(first_page)
             headers["Content-Length"] = str(page_bytes)
-        failed = precondition_status(env, headers.get("Etag"), headers.get("Last-Modified"))
+        failed = conditional_status(request_headers(env), normalize_etag(headers.get("Etag")),
+                                    parse_http_date(headers.get("Last-Modified")))
         if failed:
             headers["Content-Length"] = "0"
             return respond(start_response, status_line(failed), headers.items(), [b""])

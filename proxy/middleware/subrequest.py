@@ -8,32 +8,29 @@ with `call_app`, and reads the answer as a `SubResponse`. Everything here is sha
 middlewares so each of them holds only its own protocol:
 
 - paths: native <-> WSGI strings, `/v1/account/container/object` splitting, URL quoting;
-- `HttpError`: a Swift-style error response (Swift's reason phrases and default bodies);
+- `HttpError`: a Swift-style error response (reason phrases and default bodies from
+  `common.http_status`);
 - `make_env`, `call_app`, `SubResponse`, `IterReader` (a body iterator read as a file) and
-  `BoundedPile` (at most N subrequests in flight, results in submission order);
-- the HTTP rules the middlewares apply to bodies they assemble themselves: Range (Swift's
-  parsing and anti-abuse limits), preconditions, multipart/byteranges bodies;
-- `SegmentStream`: the body of a large object fetched segment by segment, checked as it goes.
+  `BoundedPile` (at most N subrequests in flight, results in submission order).
+Large-object bodies built from such requests are `proxy.middleware.segments`.
 """
 
 from __future__ import annotations
 
 import collections
-import contextlib
 import dataclasses
-import hashlib
 import io
 import logging
-import random
-import time
 import urllib.parse
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from datetime import datetime
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 import eventlet
 from webob.headers import EnvironHeaders, ResponseHeaders
+
+from common.config import is_true
+from common.http_rules import normalize_etag
+from common.http_status import default_body, status_line
 
 WsgiEnv = dict[str, Any]
 StartResponse = Callable[..., Any]
@@ -131,10 +128,6 @@ def request_headers(env: WsgiEnv) -> EnvironHeaders:
     return EnvironHeaders(env)
 
 
-def true_value(value: object) -> bool:
-    return str(value).strip().lower() in ("1", "true", "yes", "on", "t", "y")
-
-
 def append_header_value(env: WsgiEnv, name: str, value: str) -> None:
     """Add `value` to a comma-separated request header (Swift's backend hint headers)."""
     headers = request_headers(env)
@@ -145,51 +138,6 @@ def append_header_value(env: WsgiEnv, name: str, value: str) -> None:
 # ---------------------------------------------------------------------------------------------
 # Errors as Swift answers them
 # ---------------------------------------------------------------------------------------------
-
-# Swift's reason phrases (the status line) and default bodies, for the statuses we answer.
-RESPONSE_REASONS: dict[int, tuple[str, str]] = {
-    200: ("OK", ""),
-    201: ("Created", ""),
-    202: ("Accepted", "The request is accepted for processing."),
-    204: ("No Content", ""),
-    206: ("Partial Content", ""),
-    304: ("Not Modified", ""),
-    400: ("Bad Request", "The server could not comply with the request since it is either "
-          "malformed or otherwise incorrect."),
-    401: ("Unauthorized", "This server could not verify that you are authorized to access "
-          "the document you requested."),
-    403: ("Forbidden", "Access was denied to this resource."),
-    404: ("Not Found", "The resource could not be found."),
-    405: ("Method Not Allowed", "The method is not allowed for this resource."),
-    406: ("Not Acceptable", "The resource is not available in a format acceptable to your "
-          "browser."),
-    409: ("Conflict", "There was a conflict when trying to complete your request."),
-    411: ("Length Required", "Content-Length header required."),
-    412: ("Precondition Failed", "A precondition for this request was not met."),
-    413: ("Request Entity Too Large", "The body of your request was too large for this "
-          "server."),
-    416: ("Requested Range Not Satisfiable", "The Range requested is not available."),
-    422: ("Unprocessable Entity", "Unable to process the contained instructions"),
-    500: ("Internal Error", "The server has either erred or is incapable of performing the "
-          "requested operation."),
-    502: ("Bad Gateway", "Bad gateway."),
-    503: ("Service Unavailable", "The server is currently unavailable. Please try again at a "
-          "later time."),
-}
-
-
-def status_line(status_int: int) -> str:
-    reason = RESPONSE_REASONS.get(status_int, ("Unknown", ""))[0]
-    return f"{status_int} {reason}"
-
-
-def default_body(status_int: int) -> bytes:
-    """Swift's HTML body for a status answered without a body of its own."""
-    title, explanation = RESPONSE_REASONS.get(status_int, ("", ""))
-    if not explanation:
-        return b""
-    return f"<html><h1>{title}</h1><p>{explanation}</p></html>".encode()
-
 
 class HttpError(Exception):
     """An error response: raise it anywhere in a middleware; it is also a WSGI app."""
@@ -322,7 +270,7 @@ class SubResponse:
             return None
 
     def header_true(self, name: str) -> bool:
-        return true_value(self.headers.get(name, ""))
+        return is_true(self.headers.get(name, ""))
 
     def read(self) -> bytes:
         try:
@@ -472,365 +420,3 @@ def bounded_map(func: Callable[..., Any], arg_tuples: Iterable[tuple[Any, ...]],
             yield pile.next_result()
     while len(pile):
         yield pile.next_result()
-
-
-# ---------------------------------------------------------------------------------------------
-# HTTP rules for bodies the middlewares assemble: ETags, preconditions, Range
-# ---------------------------------------------------------------------------------------------
-
-MAX_RANGES = 50               # Swift's limits against abusive multi-range requests
-MAX_RANGE_OVERLAPS = 2
-MAX_NONASCENDING_RANGES = 8
-
-RangeSpec = list[tuple[int | None, int | None]]
-
-
-def normalize_etag(tag: str | None) -> str | None:
-    if tag and len(tag) >= 2 and tag.startswith('"') and tag.endswith('"'):
-        return tag[1:-1]
-    return tag
-
-
-def clean_content_type(value: str) -> str:
-    """Drop the `;swift_bytes=N` parameter a large object's stored Content-Type carries."""
-    if ";" in value:
-        left, right = value.rsplit(";", 1)
-        if right.lstrip().startswith("swift_bytes="):
-            return left
-    return value
-
-
-def _etag_set(value: str) -> set[str]:
-    return {normalize_etag(tag.strip()) or "" for tag in value.split(",") if tag.strip()}
-
-
-def _http_date(value: str | None) -> datetime | None:
-    if not value:
-        return None
-    try:
-        return parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-
-
-def precondition_status(env: WsgiEnv, etag: str | None, last_modified: str | None) -> int | None:
-    """304 or 412 if the client's conditions fail for an entity with this etag/date, else None.
-
-    Same order as Swift's responses: If-None-Match, If-Match, If-Modified-Since,
-    If-Unmodified-Since.
-    """
-    headers = request_headers(env)
-    tag = normalize_etag(etag)
-    if tag and headers.get("If-None-Match"):
-        tags = _etag_set(headers["If-None-Match"])
-        if "*" in tags or tag in tags:
-            return 304
-    if tag and headers.get("If-Match"):
-        tags = _etag_set(headers["If-Match"])
-        if "*" not in tags and tag not in tags:
-            return 412
-    modified = _http_date(last_modified)
-    if modified is not None:
-        since = _http_date(headers.get("If-Modified-Since"))
-        if since is not None and modified <= since:
-            return 304
-        unmodified_since = _http_date(headers.get("If-Unmodified-Since"))
-        if unmodified_since is not None and modified > unmodified_since:
-            return 412
-    return None
-
-
-def parse_range(value: str | None) -> RangeSpec | None:
-    """Swift's Range parsing; None for a missing or syntactically invalid header (ignored)."""
-    if not value:
-        return None
-    value = value.replace(" ", "")
-    if not value.lower().startswith("bytes="):
-        return None
-    spec: RangeSpec = []
-    for item in value[6:].split(","):
-        start_text, dash, end_text = item.partition("-")
-        if not dash:
-            return None
-        if start_text and not start_text.isdigit():
-            return None
-        if end_text and not end_text.isdigit():
-            return None
-        start = int(start_text) if start_text else None
-        end = int(end_text) if end_text else None
-        if start is None and end is None:
-            return None
-        if start is not None and end is not None and end < start:
-            return None
-        spec.append((start, end))
-    return spec
-
-
-def ranges_for_length(spec: RangeSpec, length: int) -> list[tuple[int, int]]:
-    """Half-open (start, stop) byte ranges of `spec` for an entity of `length` bytes.
-
-    [] means nothing is satisfiable (or the set is abusive, as Swift judges it): answer 416.
-    """
-    ranges: list[tuple[int, int]] = []
-    for start, end in spec:
-        if start is None:
-            assert end is not None
-            if end == 0:
-                continue
-            ranges.append((max(0, length - end), length))
-        elif start < length:
-            ranges.append((start, length if end is None else min(end + 1, length)))
-    if len(ranges) > MAX_RANGES:
-        return []
-    overlaps = 0
-    for index, (start1, stop1) in enumerate(ranges):
-        for start2, stop2 in ranges[index + 1:]:
-            if (start1 < start2 < stop1 or start1 < stop2 < stop1 or
-                    start2 < start1 < stop2 or start2 < stop1 < stop2):
-                overlaps += 1
-                if overlaps > MAX_RANGE_OVERLAPS:
-                    return []
-    ascending = all(first <= second for first, second in zip(ranges, ranges[1:], strict=False))
-    if not ascending and len(ranges) >= MAX_NONASCENDING_RANGES:
-        return []
-    return ranges
-
-
-def content_range(start: int, stop: int, length: int) -> str:
-    return f"bytes {start}-{stop - 1}/{length}"
-
-
-def multipart_byteranges(ranges: list[tuple[int, int]], content_type: str, length: int,
-                         open_range: Callable[[int, int], Iterable[bytes]]
-                         ) -> tuple[str, int, Iterator[bytes]]:
-    """A multipart/byteranges body: (its Content-Type, its exact length, its chunks)."""
-    boundary = f"{random.getrandbits(128):032x}"
-    heads = [(f"--{boundary}\r\nContent-Type: {content_type}\r\n"
-              f"Content-Range: {content_range(start, stop, length)}\r\n\r\n").encode()
-             for start, stop in ranges]
-    tail = f"--{boundary}--".encode()
-    # each part: its head, its bytes, then CRLF; then the closing boundary
-    total = sum(len(head) + (stop - start) + 2
-                for head, (start, stop) in zip(heads, ranges, strict=True)) + len(tail)
-
-    def chunks() -> Iterator[bytes]:
-        for head, (start, stop) in zip(heads, ranges, strict=True):
-            yield head
-            yield from open_range(start, stop)
-            yield b"\r\n"
-        yield tail
-
-    return f"multipart/byteranges;boundary={boundary}", total, chunks()
-
-
-def sliced(chunks: Iterable[bytes], start: int, stop: int) -> Iterator[bytes]:
-    """Bytes [start, stop) of a stream of chunks."""
-    position = 0
-    try:
-        for chunk in chunks:
-            end = position + len(chunk)
-            if end > start and position < stop:
-                yield chunk[max(0, start - position):min(len(chunk), stop - position)]
-            position = end
-            if position >= stop:
-                break
-    finally:
-        close_if_possible(chunks)
-
-
-# ---------------------------------------------------------------------------------------------
-# Large-object bodies: segments fetched one after another
-# ---------------------------------------------------------------------------------------------
-
-
-class SegmentError(Exception):
-    """A segment is missing or no longer what the manifest says: the body cannot be served."""
-
-
-class ListingError(Exception):
-    """The list of segments (a sub-manifest, a container listing) could not be read."""
-
-
-@dataclasses.dataclass(frozen=True)
-class SegmentPiece:
-    """Bytes [first_byte, last_byte] (inclusive; None = to the end) of one segment object.
-
-    `etag`/`size` are what the manifest recorded for the whole object, checked on fetch;
-    `data` is an inline (SLO data) segment served from memory instead of a path.
-    """
-
-    path: str = ""
-    first_byte: int = 0
-    last_byte: int | None = None
-    etag: str | None = None
-    size: int | None = None
-    data: bytes | None = None
-
-    @property
-    def whole_object(self) -> bool:
-        return self.first_byte == 0 and (
-            self.last_byte is None or (self.size is not None and self.last_byte == self.size - 1))
-
-    @property
-    def length(self) -> int | None:
-        if self.last_byte is None:
-            return None if self.size is None else self.size - self.first_byte
-        return self.last_byte - self.first_byte + 1
-
-
-def rate_limited(pieces: Iterable[SegmentPiece], *, after_segments: int, per_second: float,
-                 applies: Callable[[SegmentPiece], bool] = lambda piece: True
-                 ) -> Iterator[SegmentPiece]:
-    """Swift's segment rate limit: after `after_segments`, at most `per_second` pieces/s.
-
-    It keeps a manifest of many tiny segments from turning one GET into a flood of
-    backend requests; 0 per second disables it.
-    """
-    allowance = after_segments
-    next_allowed = 0.0
-    for piece in pieces:
-        if per_second > 0 and applies(piece):
-            if allowance > 0:
-                allowance -= 1
-            else:
-                now = time.monotonic()
-                if next_allowed > now:
-                    eventlet.sleep(next_allowed - now)
-                next_allowed = max(now, next_allowed) + 1.0 / per_second
-        yield piece
-
-
-class SegmentStream:
-    """The body of a large object: each piece GET in turn, checked, bytes passed through.
-
-    `prime()` fetches up to the first byte so a missing first segment becomes a 409 before
-    the response starts (Swift's validate_first_segment); after that a bad segment can only
-    end the response early, so the error is logged and raised to make the server drop the
-    connection, and the client sees a short body rather than a wrong one.
-    """
-
-    def __init__(self, env: WsgiEnv, app: WsgiApp, pieces: Iterable[SegmentPiece], *,
-                 name: str, swift_source: str, agent_suffix: str, max_get_time_s: float,
-                 expected_length: int | None = None, logger: logging.Logger = LOGGER):
-        self.env = env
-        self.app = app
-        self.pieces = pieces
-        self.name = name
-        self.swift_source = swift_source
-        self.agent_suffix = agent_suffix
-        self.max_get_time_s = max_get_time_s
-        self.expected_length = expected_length
-        self.logger = logger
-        self._current: SubResponse | None = None
-        self._chunks = self._counted()
-        self._peeked: list[bytes] = []
-        self._primed = False
-
-    def _fetch(self, piece: SegmentPiece) -> SubResponse:
-        headers: dict[str, object | None] = {}
-        if not piece.whole_object:
-            last = "" if piece.last_byte is None else str(piece.last_byte)
-            headers["Range"] = f"bytes={piece.first_byte}-{last}"
-        # multipart-manifest=get: the segment is read as the plain object it is, so its ETag
-        # is its MD5 and can be checked (sub-manifests are expanded by the listing instead).
-        response = subrequest(self.app, self.env, method="GET", path=piece.path,
-                              query_string="multipart-manifest=get", headers=headers,
-                              swift_source=self.swift_source, agent_suffix=self.agent_suffix)
-        if not response.is_success:
-            response.close()
-            raise SegmentError(f"While processing manifest {self.name}, got "
-                               f"{response.status_int} while retrieving {piece.path}")
-        size_mismatch = (piece.size is not None and piece.whole_object and
-                         response.content_length != piece.size)
-        if (piece.etag and response.etag != piece.etag) or size_mismatch:
-            response.close()
-            raise SegmentError(
-                f"Object segment no longer valid: {piece.path} etag: {response.etag} != "
-                f"{piece.etag} or {response.content_length} != {piece.size}.")
-        return response
-
-    def _piece_bytes(self, piece: SegmentPiece) -> Iterator[bytes]:
-        if piece.data is not None:
-            stop = len(piece.data) if piece.last_byte is None else piece.last_byte + 1
-            yield piece.data[piece.first_byte:stop]
-            return
-        response = self._fetch(piece)
-        self._current = response
-        body: Iterable[bytes] = response.app_iter
-        if response.status_int == 200 and not piece.whole_object:
-            # The backend ignored our Range; cut the piece out ourselves.
-            stop = (response.content_length or 0) if piece.last_byte is None \
-                else piece.last_byte + 1
-            body = sliced(body, piece.first_byte, stop)
-        digest = hashlib.md5(usedforsecurity=False) \
-            if response.etag and piece.whole_object and response.status_int == 200 else None
-        try:
-            for chunk in body:
-                if digest is not None:
-                    digest.update(chunk)
-                yield chunk
-        finally:
-            response.close()
-            self._current = None
-        if digest is not None and digest.hexdigest() != response.etag:
-            raise SegmentError(f"Bad MD5 checksum in {self.name} for {piece.path}: headers had "
-                               f"{response.etag}, but object MD5 was actually "
-                               f"{digest.hexdigest()}")
-
-    def _counted(self) -> Iterator[bytes]:
-        started = time.monotonic()
-        bytes_left = self.expected_length
-        for piece in self.pieces:
-            for chunk in self._piece_bytes(piece):
-                if bytes_left is not None:
-                    if len(chunk) > bytes_left:
-                        yield chunk[:bytes_left]
-                        raise SegmentError(f"Too many bytes for {self.name}; truncating in "
-                                           f"{piece.path or 'data segment'} with "
-                                           f"{len(chunk) - bytes_left} bytes left")
-                    bytes_left -= len(chunk)
-                yield chunk
-                if time.monotonic() - started > self.max_get_time_s:
-                    raise SegmentError(f"While processing manifest {self.name}, max LO GET "
-                                       f"time of {self.max_get_time_s:g}s exceeded")
-        if bytes_left:
-            raise SegmentError(f"Expected another {bytes_left} bytes for {self.name}; "
-                               "closing connection")
-
-    def prime(self) -> None:
-        """Fetch the first chunk now; raises SegmentError/ListingError if it cannot be had."""
-        if self._primed:
-            return
-        self._primed = True
-        with contextlib.suppress(StopIteration):
-            self._peeked.append(next(self._chunks))
-
-    def __iter__(self) -> Iterator[bytes]:
-        self._primed = True
-        yield from self._peeked
-        self._peeked = []
-        try:
-            yield from self._chunks
-        except (SegmentError, ListingError) as err:
-            self.logger.error("%s", err)
-            raise
-
-    def close(self) -> None:
-        if self._current is not None:
-            self._current.close()
-        self._chunks.close()
-
-
-def prime_or_conflict(stream: SegmentStream) -> None:
-    """Fetch a large object's first bytes; 409 (before anything is sent) if they cannot be."""
-    try:
-        stream.prime()
-    except (SegmentError, ListingError) as err:
-        stream.logger.error("%s", err)
-        stream.close()
-        raise HttpError(409) from None
-
-
-def range_not_satisfiable(length: int) -> HttpError:
-    return HttpError(416, headers={"Content-Range": f"bytes */{length}",
-                                   "Accept-Ranges": "bytes"})

@@ -12,9 +12,9 @@ import pytest
 
 from common.config import Config, ConfigError
 from common.constraints import Constraints
+from common.policies import parse_policies
 from proxy import info as swift_info
 from proxy.pipeline import build_pipeline, parse_pipeline, register_filter
-from proxy.policies import parse_policies
 from proxy.server import DEFAULT_PORT, SECTION, app_factory
 from tests.unit.proxy.fakes import call
 

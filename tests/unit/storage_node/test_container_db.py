@@ -26,7 +26,6 @@ from storage_node.container_db import (
     update_created_at,
 )
 from storage_node.db import (
-    BlockingPool,
     DatabaseAlreadyExists,
     DatabaseNotFound,
     DatabaseUnavailable,
@@ -37,6 +36,7 @@ from storage_node.db import (
     db_file_path,
     merge_metadata,
 )
+from storage_node.devices import BlockingPool
 from storage_node.listing import ListingParams, Subdir, filter_sorted_names, list_entries
 
 

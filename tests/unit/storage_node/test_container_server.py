@@ -24,8 +24,10 @@ from ring.ring import Ring
 from storage_node import async_pending
 from storage_node.account_server import AccountServer
 from storage_node.container_db import ObjectRecord
-from storage_node.container_server import ContainerServer, RowBatcher, RowUpdate, split_path
+from storage_node.container_server import ContainerServer
 from storage_node.db import DatabaseNotFound
+from storage_node.db_server import split_path
+from storage_node.row_batcher import RowBatcher, RowUpdate
 from storage_node.updater import ObjectUpdater, UpdaterSettings
 
 SECRETS = HashSecrets(b"", b"test-suffix")

@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 
 from proxy import info
-from proxy.middleware import dlo, subrequest
-from proxy.middleware.subrequest import SegmentError, SegmentPiece, rate_limited
+from proxy.middleware import dlo
+from proxy.middleware import segments as subrequest
+from proxy.middleware.segments import SegmentError, SegmentPiece, rate_limited
 from tests.unit.proxy.middleware.fake_swift import FakeSwift, call
 
 SEGMENTS = [b"one-", b"two-", b"three-", b"four"]

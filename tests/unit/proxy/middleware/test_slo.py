@@ -9,9 +9,10 @@ import json
 
 import pytest
 
+from common.http_rules import parse_range, ranges_for_length
 from proxy import info
 from proxy.middleware import dlo, register_info, slo
-from proxy.middleware.subrequest import SegmentError, parse_range, ranges_for_length
+from proxy.middleware.segments import SegmentError
 from tests.unit.proxy.middleware.fake_swift import FakeSwift, call
 
 SEG1, SEG2, SEG3 = b"aaaa", b"bbbbbb", b"cc"

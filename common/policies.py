@@ -1,9 +1,11 @@
-"""Storage policies as the proxy sees them: `[storage-policy:N]` sections of ringstack.conf.
+"""Storage policies: the one parser of the `[storage-policy:N]` sections of ringstack.conf.
 
-Swift's rules: names are letters, digits and '-', unique case-insensitively (aliases too);
-exactly one non-deprecated policy is the default (a lone policy is the default on its own);
-with no section at all there is one policy, 0, named Policy-0. Parsing is pure: it takes the
-parsed config, so it is tested without files.
+The proxy (placement, /info) and the storage servers (which indexes exist, the default for a
+new container, policy names in account listings) read policies through `parse_policies`, so
+they can never disagree about a config. Swift's rules: names are letters, digits and '-',
+unique case-insensitively (aliases too); exactly one non-deprecated policy is the default (a
+lone policy is the default on its own); with no section at all there is one policy, 0, named
+Policy-0. Parsing is pure: it takes the parsed config, so it is tested without files.
 """
 
 from __future__ import annotations
