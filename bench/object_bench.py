@@ -193,8 +193,8 @@ def cpu_census(exclude: set[int]) -> dict[tuple[int, int], tuple[bool, float]]:
 class LoadMeter:
     """Busy cores outside the cluster and this benchmark over a `with` block: other user
     processes (`foreign`: load from elsewhere) and kernel threads (`kernel`: softirq, journal,
-    writeback, mostly the work of the benchmark itself). Processes that start and end inside
-    the block count only once reaped by a parent that is still alive."""
+    writeback, mostly the work of the benchmark itself). A process that exits inside the
+    block counts through the parent that reaps it (if that parent is still alive)."""
 
     def __init__(self, cluster: Cluster):
         self.cluster = cluster
@@ -213,11 +213,15 @@ class LoadMeter:
     def __exit__(self, *_: object) -> None:
         wall = time.perf_counter() - self.t0
         after = cpu_census(self._exclude())
+        # totals after minus totals before: a process that exited inside the block leaves its
+        # CPU in its reaping parent's children time, counted once after and subtracted before
         used = {True: 0.0, False: 0.0}
-        for key, (kernel, seconds) in after.items():
-            used[kernel] += seconds - self.before.get(key, (kernel, 0.0))[1]
-        self.result = {"foreign_cores_during": round(used[False] / wall, 2),
-                       "kernel_cores_during": round(used[True] / wall, 2)}
+        for kernel, seconds in after.values():
+            used[kernel] += seconds
+        for kernel, seconds in self.before.values():
+            used[kernel] -= seconds
+        self.result = {"foreign_cores_during": round(max(0.0, used[False]) / wall, 2),
+                       "kernel_cores_during": round(max(0.0, used[True]) / wall, 2)}
 
 
 def start_time(pid: int) -> int | None:
