@@ -22,6 +22,7 @@ Disk work goes through `DiskFileManager` and its per-device thread pool: the hub
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import math
@@ -30,6 +31,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+import eventlet
 import webob
 
 from common.config import Config, ConfigError, is_true
@@ -225,15 +227,24 @@ class ObjectServer:
                       size: int | None, delete_at: int | None) -> tuple[str, dict[str, str]]:
         """Stream a large or chunked body to disk; returns (etag, metadata) once committed."""
         writer = diskfile.create(size)
+        in_flight: Any = None
         try:
             writer.open()
             # Network chunks are gathered into disk chunks: one thread hop per disk chunk.
+            # The disk write of one chunk runs (in its own green thread) while the next chunk
+            # arrives, so the network and the disk work side by side; writes stay in order,
+            # one at a time, and a failed write surfaces at the next wait.
             pending = bytearray()
             for chunk in self._request_body(request, size):
                 pending += chunk
                 if len(pending) >= self.disk_chunk_bytes:
-                    writer.write(bytes(pending))
+                    if in_flight is not None:
+                        in_flight.wait()
+                    in_flight = eventlet.spawn(writer.write, bytes(pending))
                     pending.clear()
+            if in_flight is not None:
+                in_flight, waiting = None, in_flight
+                waiting.wait()
             if pending:
                 writer.write(bytes(pending))
             if size is not None and writer.bytes_written != size:
@@ -243,6 +254,9 @@ class ObjectServer:
                                           delete_at)
             writer.put(metadata)
         finally:
+            if in_flight is not None:       # the body failed: let the last write land first
+                with contextlib.suppress(Exception):
+                    in_flight.wait()
             writer.close()
         return etag, metadata
 
