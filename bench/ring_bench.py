@@ -67,12 +67,11 @@ import subprocess
 import sys
 import tempfile
 import time
-import zlib
-from array import array
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from lookup_timing import time_lookups  # bench/ is on sys.path when run as a script
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_ROOT = BENCH_DIR.parent
@@ -86,8 +85,6 @@ DEVS_PER_SERVER = 10
 GROWTH = 0.10
 DRAIN_ZONE = (1, 1)
 HASH_PREFIX, HASH_SUFFIX = "prefix", "suffix"
-LOOKUP_NAMES = 1 << 16
-CHECKSUM_NAMES = 4096
 PHASES = ("initial", "add_10pct", "drain_zone")
 SPEEDUP_NAMES = {"initial": "initial", "add_10pct": "add", "drain_zone": "drain"}
 SWIFT_CONF = f"""[swift-hash]
@@ -401,23 +398,7 @@ def ringstack_lookup(ring_path: str, seconds: float) -> dict[str, Any]:
     started = time.perf_counter()
     ring = Ring(ring_path, HashSecrets(HASH_PREFIX.encode(), HASH_SUFFIX.encode()))
     load_s = time.perf_counter() - started
-    names = [f"o{i}" for i in range(LOOKUP_NAMES)]
-    mask = LOOKUP_NAMES - 1
-    get_nodes = ring.get_nodes
-    calls, batch = 0, 4096
-    started = time.perf_counter()
-    while True:
-        for i in range(calls, calls + batch):
-            get_nodes("a", "c", names[i & mask])
-        calls += batch
-        elapsed = time.perf_counter() - started
-        if elapsed >= seconds:
-            break
-    parts = array("I", (ring.get_part("a", "c", names[i]) for i in range(CHECKSUM_NAMES)))
-    return {"load_s": load_s, "ring_bytes": os.path.getsize(ring_path), "calls": calls,
-            "seconds": elapsed, "lookups_per_s": calls / elapsed,
-            "replicas_per_lookup": len(get_nodes("a", "c", "o0")[1]),
-            "part_checksum": zlib.crc32(parts.tobytes())}
+    return time_lookups(ring, ring_path, load_s, seconds)
 
 
 def _json_subprocess(cmd: list[str], env: dict[str, str] | None = None) -> dict[str, Any] | None:

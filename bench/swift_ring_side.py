@@ -21,12 +21,9 @@ import json
 import os
 import sys
 import time
-import zlib
-from array import array
 from typing import Any
 
-LOOKUP_NAMES = 1 << 16
-CHECKSUM_NAMES = 4096
+from lookup_timing import time_lookups  # bench/ is on sys.path when run as a script
 
 
 def _log(message: str) -> None:
@@ -95,23 +92,7 @@ def lookup(ring_path: str, swift_dir: str, seconds: float) -> None:
     started = time.perf_counter()
     ring = Ring(ring_path)
     load_s = time.perf_counter() - started
-    names = [f"o{i}" for i in range(LOOKUP_NAMES)]
-    mask = LOOKUP_NAMES - 1
-    get_nodes = ring.get_nodes
-    calls, batch = 0, 4096
-    started = time.perf_counter()
-    while True:
-        for i in range(calls, calls + batch):
-            get_nodes("a", "c", names[i & mask])
-        calls += batch
-        elapsed = time.perf_counter() - started
-        if elapsed >= seconds:
-            break
-    parts = array("I", (ring.get_part("a", "c", names[i]) for i in range(CHECKSUM_NAMES)))
-    _emit({"load_s": load_s, "ring_bytes": os.path.getsize(ring_path), "calls": calls,
-           "seconds": elapsed, "lookups_per_s": calls / elapsed,
-           "replicas_per_lookup": len(get_nodes("a", "c", "o0")[1]),
-           "part_checksum": zlib.crc32(parts.tobytes())})
+    _emit(time_lookups(ring, ring_path, load_s, seconds))
 
 
 def main() -> None:
