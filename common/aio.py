@@ -55,7 +55,8 @@ def banner(layout: Layout) -> str:
         f"  auth (v1)      : {layout.auth_url}",
         f"  user / key     : {user} / {key}",
         "  other users    : " + ", ".join(f"{u} / {v.split()[0]}"
-                                           for u, v in list(layout.users.items())[1:3]),
+                                           for u, v in list(layout.users.items())[1:]),
+        "                   (test:tester3 is a plain user; admin:admin is a reseller admin)",
         "",
         "Try it:",
         f"  eval \"$(ringstack-aio env --data-dir {layout.data_dir})\"",
