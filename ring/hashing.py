@@ -10,7 +10,6 @@ from __future__ import annotations
 import configparser
 import dataclasses
 import hashlib
-from urllib.parse import quote
 
 from ring.errors import RingError
 
@@ -63,9 +62,3 @@ def hash_path(account: str | bytes, container: str | bytes | None = None,
 def partition_of(digest: bytes, part_power: int) -> int:
     """The partition of a path digest: its top `part_power` bits."""
     return int.from_bytes(digest[:4], "big") >> (32 - part_power)
-
-
-def quoted_path(account: str, container: str | None = None, obj: str | None = None) -> str:
-    """The URL-quoted `/account/container/object` path, as used in logs and tool output."""
-    parts = [account] + [p for p in (container, obj) if p is not None]
-    return "/" + "/".join(quote(p, safe="") for p in parts)

@@ -11,6 +11,7 @@ A request that breaks a rule raises `HttpError` with Swift's status and message.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Mapping
 from typing import Any
@@ -26,19 +27,16 @@ CONTAINER_UPDATE_OVERRIDE_PREFIXES = ("x-backend-container-update-override-",
                                       "x-object-sysmeta-container-update-override-")
 
 
+@dataclasses.dataclass(slots=True)
 class ObjectTarget:
     """The object a request is for, parsed and validated from its path and headers."""
 
-    __slots__ = ("device", "partition", "account", "container", "obj", "policy_index")
-
-    def __init__(self, device: str, partition: int, account: str, container: str, obj: str,
-                 policy_index: int):
-        self.device = device
-        self.partition = partition
-        self.account = account
-        self.container = container
-        self.obj = obj
-        self.policy_index = policy_index
+    device: str
+    partition: int
+    account: str
+    container: str
+    obj: str
+    policy_index: int
 
     @property
     def path(self) -> str:
