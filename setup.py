@@ -18,10 +18,12 @@ setup(
         "webob>=1.8,<2",
         "xattr>=1.0,<2",
         "pyeclib>=1.6,<2",
+        "cryptography>=41",        # Fernet tokens (identity), nothing hand-rolled
     ],
     extras_require={
         "test": ["pytest>=8,<10", "hypothesis>=6.100,<7", "pytest-timeout>=2.3,<3",
                  "python-swiftclient>=4.4,<5",
+                 "python-openstackclient>=6", "boto3>=1.34", "awscli>=1.32",
                  "ruff>=0.5"],
     },
     entry_points={

@@ -20,6 +20,7 @@ SERVER_MODULES = {
     "object": "storage_node.object_server",
     "container": "storage_node.container_server",
     "account": "storage_node.account_server",
+    "identity": "identity.server",
 }
 DAEMON_MODULES = {
     "object-updater": "storage_node.updater",

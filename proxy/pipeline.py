@@ -39,6 +39,11 @@ _FILTER_MODULES: dict[str, str] = {
     "slo": "proxy.middleware.slo",
     "dlo": "proxy.middleware.dlo",
     "copy": "proxy.middleware.copy",
+    "keystoneauth": "proxy.keystone_auth",
+    "tempurl": "proxy.middleware.tempurl",
+    "account-quotas": "proxy.middleware.account_quotas",
+    "container-quotas": "proxy.middleware.container_quotas",
+    "s3api": "proxy.middleware.s3api",
 }
 
 
