@@ -77,7 +77,7 @@ from storage_node.updater import send_to_targets
 
 SECTION = "object-server"
 DEFAULT_PORT = 6200
-DEFAULT_DISK_CHUNK_BYTES = 256 * 1024
+DEFAULT_DISK_CHUNK_BYTES = 1024 * 1024
 
 # Headers a PUT or POST may set besides metadata (Swift's default `allowed_headers`).
 DEFAULT_ALLOWED_HEADERS = ("content-disposition", "content-encoding", "x-delete-at",
@@ -230,23 +230,19 @@ class ObjectServer:
         in_flight: Any = None
         try:
             writer.open()
-            # Network chunks are gathered into disk chunks: one thread hop per disk chunk.
-            # The disk write of one chunk runs (in its own green thread) while the next chunk
-            # arrives, so the network and the disk work side by side; writes stay in order,
-            # one at a time, and a failed write surfaces at the next wait.
-            pending = bytearray()
-            for chunk in self._request_body(request, size):
-                pending += chunk
-                if len(pending) >= self.disk_chunk_bytes:
-                    if in_flight is not None:
-                        in_flight.wait()
-                    in_flight = eventlet.spawn(writer.write, bytes(pending))
-                    pending.clear()
+            # The body is read a whole disk chunk at a time (the WSGI input loops over the
+            # socket until it has that much), so each chunk is handed to the disk as it came,
+            # uncopied: one thread hop per disk chunk. The disk write of one chunk runs (in its
+            # own green thread) while the next chunk arrives, so the network and the disk work
+            # side by side; writes stay in order, one at a time, and a failed write surfaces
+            # at the next wait.
+            for chunk in self._request_body(request, size, self.disk_chunk_bytes):
+                if in_flight is not None:
+                    in_flight.wait()
+                in_flight = eventlet.spawn(writer.write, chunk)
             if in_flight is not None:
                 in_flight, waiting = None, in_flight
                 waiting.wait()
-            if pending:
-                writer.write(bytes(pending))
             if size is not None and writer.bytes_written != size:
                 raise HttpError(499)
             etag = writer.etag
@@ -293,16 +289,18 @@ class ObjectServer:
         check_metadata(request.headers, self.constraints)
         return size
 
-    def _request_body(self, request: webob.Request, size: int | None) -> Iterator[bytes]:
-        """The body in network chunks. A short body is 499, a stall 408 (the socket's
-        client_timeout, set by the WSGI server), an overlong chunked body 413."""
+    def _request_body(self, request: webob.Request, size: int | None,
+                      chunk_bytes: int | None = None) -> Iterator[bytes]:
+        """The body in chunks of `chunk_bytes` (default: network chunks). A short body is 499,
+        a stall 408 (the socket's client_timeout, set by the WSGI server), an overlong chunked
+        body 413."""
         stream = request.environ["wsgi.input"]
         remaining = size
         received = 0
         deadline = time.monotonic() + self.max_upload_time_s
+        chunk_bytes = chunk_bytes or self.network_chunk_bytes
         while remaining is None or remaining > 0:
-            want = self.network_chunk_bytes if remaining is None else \
-                min(self.network_chunk_bytes, remaining)
+            want = chunk_bytes if remaining is None else min(chunk_bytes, remaining)
             try:
                 chunk = stream.read(want)
             except TimeoutError:
