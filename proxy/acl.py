@@ -5,10 +5,13 @@ Pure functions with Swift's semantics (swift/common/middleware/acl.py):
   designations `.r:<host>` (`.r:*` anyone, `.r:.example.com` a domain, `.r:-host` a denial);
 - `.rlistings` lets referrer-allowed clients list the container, not only read objects;
 - referrers are only meaningful in read ACLs.
+`acl_grants` is the one check of an ACL against a request, for tempauth and keystoneauth alike;
+each supplies the names its caller goes by.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from urllib.parse import unquote, urlparse
 
 REFERRER_DESIGNATORS = (".r", ".ref", ".referer", ".referrer")
@@ -75,3 +78,18 @@ def referrer_allowed(referrer: str | None, referrer_acl: list[str]) -> bool:
                     (pattern.startswith(".") and host.endswith(pattern)):
                 allow = True
     return allow
+
+
+def acl_grants(acl: str | None, referrer: str | None, is_object: bool,
+               principals: Iterable[str]) -> bool:
+    """Whether a container ACL lets a request through, as both auth middlewares read it.
+
+    By referrer: objects, or the listing too when the ACL has `.rlistings` (Swift's rule);
+    by name: when the ACL lists one of `principals`, the caller's names in the auth system's
+    form (tempauth: `account`, `account:user`; keystone: `project:user`, `project:*`, ...).
+    """
+    referrers, groups = parse_acl(acl)
+    if referrer_allowed(referrer, referrers) and (is_object or ".rlistings" in groups):
+        return True
+    names = set(groups)
+    return any(principal in names for principal in principals)

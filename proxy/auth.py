@@ -34,7 +34,7 @@ from urllib.parse import quote
 from webob import Request, Response
 
 from common.config import Config, ConfigError
-from proxy.acl import clean_acl, parse_acl, referrer_allowed
+from proxy.acl import acl_grants, clean_acl
 from proxy.errors import simple_response
 from proxy.paths import split_path, wsgi_to_str
 from ring import RingError, load_hash_secrets
@@ -308,10 +308,7 @@ class TempAuth:
             return None
         if req.method == "OPTIONS":
             return None
-        referrers, acl_groups = parse_acl(req.environ.get(ACL_ENV_KEY))
-        if referrer_allowed(req.referer, referrers) and (obj or ".rlistings" in acl_groups):
-            return None
-        if any(group in acl_groups for group in user_groups):
+        if acl_grants(req.environ.get(ACL_ENV_KEY), req.referer, bool(obj), user_groups):
             return None
         return denied_response(req)
 

@@ -188,7 +188,7 @@ COPIED_ENVIRON_KEYS = frozenset({
     "wsgi.version", "wsgi.url_scheme", "wsgi.errors", "wsgi.multithread",
     "wsgi.multiprocess", "wsgi.run_once",
     "swift.authorize", "swift.authorize_override", "swift.clean_acl", "reseller_request",
-    "swift.cache", "swift.infocache",
+    "swift.cache", "swift.infocache", "ringstack.auth_context",
     "swift.trans_id", "swift.orig_req_method", "swift.log_info",
 })
 # Environ keys an auth middleware may set to carry the identity; copied by prefix.
