@@ -24,6 +24,11 @@ SERVER_MODULES = {
 }
 DAEMON_MODULES = {
     "object-updater": "storage_node.updater",
+    "object-replicator": "storage_node.object_replicator",
+    "object-auditor": "storage_node.auditor",
+    "object-expirer": "storage_node.expirer",
+    "container-replicator": "storage_node.db_replicator",
+    "account-replicator": "storage_node.db_replicator",
 }
 
 
