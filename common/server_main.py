@@ -27,8 +27,8 @@ DAEMON_MODULES = {
     "object-replicator": "storage_node.object_replicator",
     "object-auditor": "storage_node.auditor",
     "object-expirer": "storage_node.expirer",
-    "container-replicator": "storage_node.db_replicator",
-    "account-replicator": "storage_node.db_replicator",
+    "container-replicator": "storage_node.container_replicator",
+    "account-replicator": "storage_node.account_replicator",
 }
 
 
