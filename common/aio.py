@@ -1,11 +1,14 @@
 """`ringstack-aio`: the whole cluster on this machine, in one command.
 
-    ringstack-aio start [--data-dir DIR] [--port N] [--detach]
+    ringstack-aio start [--data-dir DIR] [--port N] [--identity-port N] [--detach]
     ringstack-aio stop | status | env [--data-dir DIR]
 
-`start` creates the cluster on first use (common.cluster), starts every server, waits until
-they answer, and prints the endpoint, credentials and ready-to-paste examples; it stays in the
-foreground until Ctrl-C unless `--detach`. A second start finds the data of the first.
+`start` creates the cluster on first use (common.cluster), brings identity's users and catalog
+up to date (its bootstrap), starts every server, waits until they answer, and prints the
+endpoints, credentials and ready-to-paste examples; it stays in the foreground until Ctrl-C
+unless `--detach`. A second start finds the data of the first. `env` prints the variables for
+the swift CLI (v1 auth, ST_*) and for the openstack CLI (the admin, OS_*; also in
+<data dir>/openrc).
 """
 
 from __future__ import annotations
@@ -17,10 +20,11 @@ import os
 import sys
 import time
 
-from common.cluster import Layout, ensure_cluster
+from common.cluster import Layout, ensure_cluster, openrc_lines
 from common.supervisor import (
     READY_TIMEOUT_S,
     Supervisor,
+    bootstrap_identity,
     pid_alive,
     pid_path,
     port_open,
@@ -35,8 +39,10 @@ DEFAULT_DATA_DIR = os.environ.get("RINGSTACK_DATA",
 
 def env_lines(layout: Layout) -> list[str]:
     user, value = next(iter(layout.users.items()))
+    # ST_AUTH_VERSION keeps `swift` on v1 auth even though OS_IDENTITY_API_VERSION is set.
     lines = [f"export ST_AUTH={layout.auth_url}", f"export ST_USER={user}",
-             f"export ST_KEY={value.split()[0]}"]
+             f"export ST_KEY={value.split()[0]}", "export ST_AUTH_VERSION=1.0",
+             *openrc_lines(layout)]
     # The clients installed beside this Python (the quick start's venv) go on PATH too.
     bin_dir = os.path.dirname(sys.executable)
     if os.path.exists(os.path.join(bin_dir, "swift")):
@@ -51,18 +57,23 @@ def banner(layout: Layout) -> str:
     return "\n".join([
         "ringstack all-in-one cluster is up.",
         f"  data directory : {layout.data_dir}",
-        f"  Swift endpoint : {url}/v1/AUTH_{user.split(':')[0]}",
+        f"  Swift endpoint : {url}/v1/{layout.account(user.split(':')[0])}",
         f"  auth (v1)      : {layout.auth_url}",
         f"  user / key     : {user} / {key}",
         "  other users    : " + ", ".join(f"{u} / {v.split()[0]}"
                                            for u, v in list(layout.users.items())[1:]),
-        "                   (test:tester3 is a plain user; admin:admin is a reseller admin)",
+        "                   (test:tester3 is a plain user, a reader in identity; "
+        "admin:admin is a reseller admin)",
+        f"  identity (v3)  : {layout.identity_url}/v3",
+        f"  admin / pass   : admin / {layout.admin_password}  (project admin, domain Default)",
+        f"  openstack CLI  : source {layout.openrc}",
         "",
         "Try it:",
         f"  eval \"$(ringstack-aio env --data-dir {layout.data_dir})\"",
         "  swift stat",
         "  swift upload photos README.md && swift list photos",
         f"  curl -si -H 'X-Auth-User: {user}' -H 'X-Auth-Key: {key}' {layout.auth_url}",
+        "  openstack token issue && openstack catalog list",
     ])
 
 
@@ -74,11 +85,19 @@ def _layout(args: argparse.Namespace) -> Layout:
 
 
 def cmd_start(args: argparse.Namespace) -> int:
-    layout = ensure_cluster(args.data_dir, args.port, args.storage_port_base)
+    layout = ensure_cluster(args.data_dir, args.port, args.storage_port_base,
+                            args.identity_port)
     running = read_pid(os.path.join(layout.run, "aio.pid"))
     if running:
         print(f"ringstack-aio: already running (pid {running}) on port {layout.proxy_port}")
         return 1
+    try:
+        report = bootstrap_identity(layout)
+    except RuntimeError as err:
+        print(f"ringstack-aio: {err}", file=sys.stderr)
+        return 1
+    layout.project_ids = dict(report.get("projects") or {})  # type: ignore[call-overload]
+    layout.save()
     if args.detach:
         return _start_detached(layout)
     supervisor = Supervisor(layout)
@@ -199,6 +218,8 @@ def main(argv: list[str] | None = None) -> int:
             sub.add_argument("--detach", action="store_true", help="run in the background")
             sub.add_argument("--storage-port-base", type=int, default=None,
                              help="first storage server port (default 6200; fixed at creation)")
+            sub.add_argument("--identity-port", type=int, default=None,
+                             help="identity (Keystone v3) port (default 5000)")
         if name == "status":
             sub.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)

@@ -1,8 +1,9 @@
 """`ringstack-server TYPE CONF`: run one server of a cluster from its config file.
 
 Each server module exposes `SECTION` (its config section), `DEFAULT_PORT` and
-`app_factory(conf) -> WSGI app`. The modules are named here as strings and imported on demand,
-so this plumbing does not import the layers it starts.
+`app_factory(conf) -> WSGI app`, and may expose `prepare_workers(conf)`, run once in the
+server process before it forks its workers. The modules are named here as strings and
+imported on demand, so this plumbing does not import the layers it starts.
 """
 
 from __future__ import annotations
@@ -52,6 +53,9 @@ def main(argv: list[str] | None = None) -> int:
         logger = setup_logging(conf.get_str("log_level", "INFO"), args.type)
         if args.type in DAEMON_MODULES:
             return int(module.run_daemon(conf, logger, once=args.once) or 0)
+        prepare = getattr(module, "prepare_workers", None)
+        if prepare is not None:
+            prepare(conf)      # state the workers share must exist before they are forked
         return run_wsgi(lambda: module.app_factory(conf), conf, module.DEFAULT_PORT, logger)
     except ConfigError as err:
         print(f"ringstack-server: {err}", file=sys.stderr)

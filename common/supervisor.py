@@ -1,5 +1,9 @@
 """Starting, watching and stopping the processes of an all-in-one cluster.
 
+Before the servers start, identity's bootstrap (`python -m identity.cli bootstrap`, named as a
+module so this plumbing does not import identity) brings users and the catalog up to date with
+the cluster's layout; it is idempotent, so every start runs it.
+
 Each server is `python -m common.server_main TYPE CONF` with its output in
 `<data dir>/log/<name>.log` and its pid in `<data dir>/run/<name>.pid`. The supervisor that
 started them records its own pid in `run/aio.pid`; stopping it (SIGTERM, or Ctrl-C in the
@@ -10,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import http.client
+import json
 import os
 import signal
 import socket
@@ -20,6 +25,7 @@ import time
 from common.cluster import Layout
 
 READY_TIMEOUT_S = 60.0
+BOOTSTRAP_TIMEOUT_S = 120.0
 STOP_TIMEOUT_S = 10.0
 POLL_INTERVAL_S = 0.1
 
@@ -71,6 +77,28 @@ def proxy_healthy(layout: Layout) -> bool:
         return False
 
 
+def _child_env() -> dict[str, str]:
+    env = dict(os.environ)
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
+    return env
+
+
+def bootstrap_identity(layout: Layout) -> dict[str, object]:
+    """Run identity's bootstrap with the cluster's plan; its JSON report (ids of what exists).
+    Raises RuntimeError with the tool's own message when it fails."""
+    command = [sys.executable, "-m", "identity.cli", "bootstrap", "--json",
+               "--config", layout.conf_path("identity"), "--seed", layout.identity_seed]
+    try:
+        result = subprocess.run(command, env=_child_env(), capture_output=True, text=True,
+                                timeout=BOOTSTRAP_TIMEOUT_S, stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        raise RuntimeError("identity bootstrap did not finish in time") from None
+    if result.returncode != 0:
+        raise RuntimeError(f"identity bootstrap failed: {result.stderr.strip()}")
+    return json.loads(result.stdout)
+
+
 class Supervisor:
     """The servers of one cluster, as child processes of this one."""
 
@@ -95,11 +123,8 @@ class Supervisor:
 
     def _spawn(self, name: str, args: list[str]) -> None:
         log = open(os.path.join(self.layout.log, f"{name}.log"), "ab")  # noqa: SIM115
-        env = dict(os.environ)
-        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-        env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
         process = subprocess.Popen([sys.executable, "-m", "common.server_main", *args],
-                                   stdout=log, stderr=subprocess.STDOUT, env=env,
+                                   stdout=log, stderr=subprocess.STDOUT, env=_child_env(),
                                    stdin=subprocess.DEVNULL, start_new_session=True)
         log.close()
         self.children[name] = process

@@ -39,6 +39,7 @@ from proxy.errors import (
     error_response,
     simple_response,
 )
+from proxy.info_generations import shared_generations
 from proxy.paths import SwiftPath, check_utf8, parse_swift_path
 from proxy.pipeline import DEFAULT_PIPELINE, build_pipeline, parse_pipeline
 from proxy.settings import ProxySettings
@@ -60,7 +61,7 @@ class ProxyApplication:
         self.limiter = ErrorLimiter(settings.error_suppression_interval_s,
                                     settings.error_suppression_limit, self.logger)
         self.backend = Backend(settings, self.limiter, self.logger)
-        self.info_cache = InfoCache()
+        self.info_cache = InfoCache(generations=shared_generations())
         self.pid = os.getpid()
 
     def __call__(self, env: dict[str, Any], start_response: Callable[..., Any]) -> \
@@ -156,3 +157,8 @@ def app_factory(conf: Config) -> WsgiApp:
     app, used = build_pipeline(proxy, filter_conf, filters, logger)
     logger.info("pipeline: %s", " ".join([*used, "proxy"]))
     return app
+
+
+def prepare_workers(conf: Config) -> None:
+    """Map the info-cache generations every worker shares (before `ringstack-server` forks)."""
+    shared_generations()

@@ -32,8 +32,8 @@ class ProxySettings:
     account_autocreate: bool = True
     max_containers_per_account: int = 0
     max_containers_whitelist: tuple[str, ...] = ()
-    recheck_account_existence_s: float = 0.0
-    recheck_container_existence_s: float = 0.0
+    recheck_account_existence_s: float = 60.0     # Swift's defaults; see InfoCache
+    recheck_container_existence_s: float = 60.0
     expose_info: bool = True
     disallowed_sections: tuple[str, ...] = ()
     expiring_objects_account: str = ".expiring_objects"
@@ -76,8 +76,10 @@ class ProxySettings:
             account_autocreate=conf.get_bool("account_autocreate", cls.account_autocreate),
             max_containers_per_account=conf.get_int("max_containers_per_account", 0, 0),
             max_containers_whitelist=tuple(conf.get_list("max_containers_whitelist")),
-            recheck_account_existence_s=conf.get_float("recheck_account_existence", 0.0, 0),
-            recheck_container_existence_s=conf.get_float("recheck_container_existence", 0.0, 0),
+            recheck_account_existence_s=conf.get_float("recheck_account_existence",
+                                                       cls.recheck_account_existence_s, 0),
+            recheck_container_existence_s=conf.get_float(
+                "recheck_container_existence", cls.recheck_container_existence_s, 0),
             expose_info=conf.get_bool("expose_info", True),
             disallowed_sections=tuple(conf.get_list("disallowed_sections")),
             expiring_objects_account=auto_prefix + conf.get_str(

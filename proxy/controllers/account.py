@@ -45,6 +45,8 @@ class AccountController(Controller):
 
     def GET(self) -> Response:  # noqa: N802
         check_account_name(self.account_name, self.app.cluster.constraints)
+        if self.is_info_request():
+            return self.info_response(self.account_info(self.account_name))
         if self.req.method == "GET":
             check_listing_limit(self.req.params.get("limit"),
                                 self.app.cluster.constraints.account_listing_limit)

@@ -26,6 +26,7 @@ from proxy.auth import ACL_ENV_KEY
 from proxy.backend import HOP_BY_HOP, NodeAnswer, NodeIter
 from proxy.controllers.getter import FetchResult, GetOrHead
 from proxy.errors import simple_response
+from proxy.info_generations import InfoGenerations
 from proxy.paths import SwiftPath, split_path, str_to_wsgi, wsgi_to_str
 from proxy.quorum import choose_response, quorum_size
 from ring import Ring
@@ -106,32 +107,55 @@ def headers_to_object_info(status: int, headers: Mapping[str, str]) -> dict[str,
 
 
 class InfoCache:
-    """Per-process TTL cache of successful account/container lookups (off when ttl is 0)."""
+    """Per-process TTL cache of successful account/container lookups (off when ttl is 0).
+
+    With `generations` (shared by the proxy's workers, see proxy.info_generations) an entry
+    also dies as soon as any worker clears its key, so a write through one worker is seen by
+    every other at once; the TTL then only bounds staleness from other proxy hosts.
+    """
 
     MAX_ENTRIES = 10000
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic):
-        self._entries: dict[str, tuple[float, dict[str, Any]]] = {}
+    def __init__(self, clock: Callable[[], float] = time.monotonic,
+                 generations: InfoGenerations | None = None):
+        self._entries: dict[str, tuple[float, int, dict[str, Any]]] = {}
         self._clock = clock
+        self._generations = generations
+
+    def generation(self, key: str) -> int:
+        """Read before a lookup; hand it to `set` so a write racing the lookup wins."""
+        return self._generations.current(key) if self._generations is not None else 0
 
     def get(self, key: str) -> dict[str, Any] | None:
         entry = self._entries.get(key)
         if entry is None:
             return None
-        if entry[0] <= self._clock():
+        if entry[0] <= self._clock() or entry[1] != self.generation(key):
             self._entries.pop(key, None)
             return None
-        return entry[1]
+        return entry[2]
 
-    def set(self, key: str, info: dict[str, Any], ttl_s: float) -> None:
+    def set(self, key: str, info: dict[str, Any], ttl_s: float, generation: int) -> None:
         if ttl_s <= 0:
             return
         if len(self._entries) >= self.MAX_ENTRIES:
             self._entries.clear()
-        self._entries[key] = (self._clock() + ttl_s, info)
+        self._entries[key] = (self._clock() + ttl_s, generation, info)
+
+    def forget(self, key: str) -> None:
+        """Drop this process's entry only (nothing changed: it is just wanted fresh)."""
+        self._entries.pop(key, None)
 
     def clear(self, key: str) -> None:
+        """Drop the entry in every worker: the account or container was written."""
         self._entries.pop(key, None)
+        if self._generations is not None:
+            self._generations.bump(key)
+
+
+# Marks a middleware's account/container info HEAD: the proxy answers it from its info cache
+# (recording the full info, owner-only metadata included, in the request's infocache).
+INFO_REQUEST_KEY = "ringstack.info_request"
 
 
 def infocache(env: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -147,42 +171,52 @@ def container_cache_key(account: str, container: str) -> str:
 
 
 def _info_by_subrequest(env: dict[str, Any], app: WsgiApp, path: str, swift_source: str,
-                        convert: Callable[[int, Mapping[str, str]], dict[str, Any]]) -> \
-        dict[str, Any]:
+                        convert: Callable[[int, Mapping[str, str]], dict[str, Any]],
+                        fresh: bool = False) -> dict[str, Any]:
     sub_env = {key: env[key] for key in ("SERVER_NAME", "SERVER_PORT", "HTTP_HOST",
                                          "wsgi.url_scheme", "swift.trans_id", INFOCACHE_KEY)
                if key in env}
     sub_env.update({"REQUEST_METHOD": "HEAD", "PATH_INFO": str_to_wsgi(path),
                     "swift.source": swift_source, "swift.authorize": lambda req: None,
-                    "swift.authorize_override": True})
+                    "swift.authorize_override": True, INFO_REQUEST_KEY: "fresh" if fresh else True})
     response = Request.blank("/", environ=sub_env).get_response(app)
     return convert(response.status_int, response.headers)
 
 
-def get_account_info(env: dict[str, Any], app: WsgiApp, swift_source: str = "GET_INFO") -> \
-        dict[str, Any]:
-    """The account info of the request in `env` (cached, or by a pre-authorized HEAD)."""
+def get_account_info(env: dict[str, Any], app: WsgiApp, swift_source: str = "GET_INFO",
+                     fresh: bool = False) -> dict[str, Any]:
+    """The account info of the request in `env` (cached, or by a pre-authorized HEAD).
+
+    `fresh`: not from the proxy's cross-request cache (usage figures, e.g. for quotas).
+    """
     account = _split(env)[1]
     key = account_cache_key(account)
     cache = infocache(env)
+    if fresh:
+        cache.pop(key, None)
     if key not in cache:
         info = _info_by_subrequest(env, app, f"/v1/{account}", swift_source,
-                                   headers_to_account_info)
+                                   headers_to_account_info, fresh)
         cache.setdefault(key, info)
     return cache[key]
 
 
-def get_container_info(env: dict[str, Any], app: WsgiApp,
-                       swift_source: str = "GET_INFO") -> dict[str, Any]:
-    """The container info of the request in `env` (cached, or by a pre-authorized HEAD)."""
+def get_container_info(env: dict[str, Any], app: WsgiApp, swift_source: str = "GET_INFO",
+                       fresh: bool = False) -> dict[str, Any]:
+    """The container info of the request in `env` (cached, or by a pre-authorized HEAD).
+
+    `fresh`: not from the proxy's cross-request cache (usage figures, e.g. for quotas).
+    """
     _version, account, container, _obj = _split(env)
     if not container:
         return headers_to_container_info(0, {})
     key = container_cache_key(account, container)
     cache = infocache(env)
+    if fresh:
+        cache.pop(key, None)
     if key not in cache:
         info = _info_by_subrequest(env, app, f"/v1/{account}/{container}", swift_source,
-                                   headers_to_container_info)
+                                   headers_to_container_info, fresh)
         # the proxy recorded the full info (ACLs too) before hiding owner headers: prefer it
         cache.setdefault(key, info)
     return cache[key]
@@ -380,6 +414,7 @@ class Controller:
             return cache[key]
         info = self.app.info_cache.get(key)
         if info is None:
+            generation = self.app.info_cache.generation(key)
             ring = self.app.cluster.account_ring
             part = ring.get_part(account)
             result = self.get_or_head(ring, part, f"/{account}", self._info_headers(),
@@ -387,7 +422,8 @@ class Controller:
             info = headers_to_account_info(result.status, result.headers)
             info["partition"] = part
             if 200 <= result.status < 300:
-                self.app.info_cache.set(key, info, self.app.settings.recheck_account_existence_s)
+                self.app.info_cache.set(key, info, self.app.settings.recheck_account_existence_s,
+                                        generation)
         cache[key] = info
         return info
 
@@ -398,6 +434,7 @@ class Controller:
             return cache[key]
         info = self.app.info_cache.get(key)
         if info is None:
+            generation = self.app.info_cache.generation(key)
             ring = self.app.cluster.container_ring
             part = ring.get_part(account, container)
             result = self.get_or_head(ring, part, f"/{account}/{container}",
@@ -406,9 +443,27 @@ class Controller:
             info["partition"] = part
             if 200 <= result.status < 300:
                 self.app.info_cache.set(key, info,
-                                        self.app.settings.recheck_container_existence_s)
+                                        self.app.settings.recheck_container_existence_s,
+                                        generation)
         cache[key] = info
         return info
+
+    def is_info_request(self) -> bool:
+        """A middleware's info HEAD; one asking for fresh figures drops the cached entry."""
+        flag = self.env.get(INFO_REQUEST_KEY)
+        if self.req.method != "HEAD" or not flag:
+            return False
+        if flag == "fresh":
+            key = account_cache_key(self.account_name) if self.server_type == "Account" \
+                else container_cache_key(self.account_name, self.container_name)
+            infocache(self.env).pop(key, None)
+            self.app.info_cache.forget(key)
+        return True
+
+    def info_response(self, info: dict[str, Any]) -> Response:
+        """The answer to an info HEAD: its status only; the info itself is in the infocache."""
+        status = info["status"]
+        return simple_response(self.req, 204 if 200 <= status < 300 else status, b"")
 
     def clear_info(self, account: str, container: str | None = None) -> None:
         key = container_cache_key(account, container) if container is not None \

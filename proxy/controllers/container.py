@@ -67,6 +67,9 @@ class ContainerController(Controller):
 
     @delay_denial
     def GET(self) -> Response:  # noqa: N802
+        if self.is_info_request():
+            return self.info_response(self.container_info(self.account_name,
+                                                          self.container_name))
         if self.req.method == "GET":
             check_listing_limit(self.req.params.get("limit"),
                                 self.app.cluster.constraints.container_listing_limit)

@@ -70,6 +70,10 @@ class AccountQuotas:
     def _object_put(self, env: WsgiEnv, start_response: StartResponse) -> Iterable[bytes]:
         info = get_account_info(env, self.app, swift_source="AQ")
         limit = parse_limit(info.get("meta", {}).get("quota-bytes"))
+        if limit is not None:
+            # the proxy caches account info for a minute; usage must be current to enforce
+            info = get_account_info(env, self.app, swift_source="AQ", fresh=True)
+            limit = parse_limit(info.get("meta", {}).get("quota-bytes"))
         if not over_limit(limit, info.get("bytes"), request_length(env)):
             return self.app(env, start_response)
         return refuse_after_auth(env, start_response, self.app)

@@ -64,6 +64,11 @@ class ContainerQuotas:
         if not 200 <= info.get("status", 0) < 300:
             return False         # the proxy answers the missing container itself
         meta = info.get("meta", {})
+        if meta.get("quota-bytes") is None and meta.get("quota-count") is None:
+            return False
+        # the proxy caches container info for a minute; usage must be current to enforce
+        info = get_container_info(env, self.app, swift_source="CQ", fresh=True)
+        meta = info.get("meta", {})
         return over_limit(parse_limit(meta.get("quota-bytes")), info.get("bytes"),
                           request_length(env)) or \
             over_limit(parse_limit(meta.get("quota-count")), info.get("object_count"), 1)

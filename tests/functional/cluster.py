@@ -13,6 +13,8 @@ import sys
 import time
 from dataclasses import dataclass
 
+from common.cluster import Layout, openrc_lines
+
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
@@ -48,15 +50,41 @@ class Cluster:
     data_dir: str
     proxy_port: int
     storage_base: int
+    identity_port: int = 0         # 0: the port after the proxy's (inside the free block)
+
+    def __post_init__(self) -> None:
+        if not self.identity_port:
+            self.identity_port = self.proxy_port + 1
 
     @property
     def auth_url(self) -> str:
         return f"http://127.0.0.1:{self.proxy_port}/auth/v1.0"
 
+    @property
+    def identity_url(self) -> str:
+        return f"http://127.0.0.1:{self.identity_port}/v3"
+
+    def layout(self) -> Layout:
+        layout = Layout.load(self.data_dir)
+        assert layout is not None, f"no cluster in {self.data_dir}"
+        return layout
+
+    def account(self, project: str = "test") -> str:
+        """The Swift account of an aio project, whichever auth the proxy runs."""
+        return self.layout().account(project)
+
+    def openstack_env(self) -> dict[str, str]:
+        """The environment `source <data dir>/openrc` gives (the admin), nothing inherited."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("OS_", "ST_"))}
+        for line in openrc_lines(self.layout()):
+            name, value = line.removeprefix("export ").split("=", 1)
+            env[name] = value
+        return env
+
     def start(self) -> str:
         result = aio("start", "--detach", "--data-dir", self.data_dir, "--port",
                      str(self.proxy_port), "--storage-port-base", str(self.storage_base),
-                     check=False)
+                     "--identity-port", str(self.identity_port), check=False)
         if result.returncode != 0:
             logs = self.logs()
             raise RuntimeError(f"cluster failed to start: {result.stdout}{result.stderr}\n{logs}")

@@ -14,6 +14,7 @@ import pytest
 from swiftclient import client as swift_client
 from swiftclient.exceptions import ClientException
 
+from common.cluster import AIO_PROXY_AUTH
 from tests.functional.cluster import Cluster, free_port_block
 
 
@@ -34,7 +35,7 @@ def conn(cluster):
 
 def test_cli_stat_upload_list_download_post_copy_delete(cluster, tmp_path):
     stat = swift(cluster, "stat")
-    assert "Account: AUTH_test" in stat.stdout
+    assert f"Account: {cluster.account('test')}" in stat.stdout
     source = tmp_path / "hello.txt"
     source.write_bytes(b"hello ringstack\n" * 1000)
     swift(cluster, "upload", "docs", "hello.txt", cwd=str(tmp_path))
@@ -111,7 +112,7 @@ def test_info_advertises_features_and_limits(cluster):
         info = json.loads(response.read())
     assert info["swift"]["max_file_size"] > 0
     assert info["swift"]["max_meta_overall_size"] == 4096
-    for feature in ("slo", "bulk_delete", "tempauth"):
+    for feature in ("slo", "bulk_delete", AIO_PROXY_AUTH):
         assert feature in info, sorted(info)
 
 
