@@ -60,6 +60,9 @@ def _serve_forever(sock: socket.socket, app: WsgiApp, conf: Config,
         max_size=conf.get_int("max_clients", DEFAULT_MAX_CLIENTS, 1),
         keepalive=True, socket_timeout=conf.get_float("client_timeout", 60.0, 0.1),
         minimum_chunk_size=conf.get_int("network_chunk_size", 65536, 1024),
+        # header names go out as the app wrote them (S3 clients read x-amz-meta-* keys
+        # case-sensitively), as Swift's servers do
+        capitalize_response_headers=False,
         debug=False)
 
 
