@@ -191,8 +191,6 @@ def test_boto3_multipart_and_swift_sees_it(cluster: Cluster, s3: Any) -> None:
     assert "Uploads" not in s3.list_multipart_uploads(Bucket="boto-mpu")
 
 
-@pytest.mark.xfail(reason="eventlet capitalizes response header names unless common/wsgi.py "
-                   "passes capitalize_response_headers=False (as Swift does)", strict=False)
 def test_user_metadata_names_arrive_lower_case(s3: Any) -> None:
     s3.create_bucket(Bucket="meta-case")
     s3.put_object(Bucket="meta-case", Key="k", Body=b"x", Metadata={"owner": "tester"})
