@@ -9,9 +9,15 @@ of a shared machine hits both alike): PUTs of fresh objects, then GETs of them. 
 request at a time, so the figures are latencies. Stops the cluster at the end (also on Ctrl-C).
 
 stdout: one JSON line with, per row (put_4k, get_4k, put_1m, get_1m), ops/s, p50 and p99 in ms
-for `swift` and `s3`, and `s3_overhead_pct` = (Swift ops/s / S3 ops/s - 1) * 100 (the target is
-under 15). boto3's own client work (signing, XML) counts, as it does for a user. Progress goes
-to stderr.
+and the proxy's CPU ms per operation for three clients: `swift` (raw http.client), `swiftclient`
+(python-swiftclient, the Swift API's own client library) and `s3` (boto3); and three overheads
+(the target is under 15):
+- `s3_overhead_pct` = (Swift ops/s / S3 ops/s - 1) * 100, boto3 against raw HTTP: boto3's own
+  client work (signing, XML, ~2 ms per call) counts, as it does for a user;
+- `s3_vs_swiftclient_pct`: the same against python-swiftclient, client library to library;
+- `proxy_cpu_overhead_pct`: the proxy's CPU per S3 operation against per Swift operation, the
+  S3 layer's own cost on the server, whatever the client.
+Progress goes to stderr.
 
     PYTHONPATH=. python bench/s3_bench.py --quick       # smoke run (~1 min)
     PYTHONPATH=. python bench/s3_bench.py --ops 500 --rounds 4
@@ -98,25 +104,53 @@ class SwiftClient:
         return data
 
 
-def timed(operation: Callable[[int], Any], count: int) -> list[float]:
+def proxy_cpu_s(data_dir: str) -> float:
+    """CPU-seconds used so far by the cluster's proxy processes (the server and its workers)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as handle:
+                cmdline = handle.read().replace(b"\0", b" ").decode(errors="replace")
+            if data_dir not in cmdline or " proxy " not in cmdline:
+                continue
+            with open(f"/proc/{pid}/stat") as handle:
+                fields = handle.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / ticks
+    return total
+
+
+def timed(operation: Callable[[int], Any], count: int, cpu: list[float],
+          cpu_now: Callable[[], float]) -> list[float]:
+    """Latencies of `count` calls; the proxy CPU they cost is appended to `cpu`."""
     latencies = []
+    before = cpu_now()
     for index in range(count):
         start = time.perf_counter()
         operation(index)
         latencies.append(time.perf_counter() - start)
+    cpu.append(cpu_now() - before)
     return latencies
 
 
-def summary(latencies: list[float]) -> dict[str, float]:
+def summary(latencies: list[float], cpu_s: list[float]) -> dict[str, float]:
     ordered = sorted(latencies)
     return {"ops_s": round(len(ordered) / sum(ordered), 1),
+            "proxy_cpu_ms": round(sum(cpu_s) / len(ordered) * 1000, 3),
             "p50_ms": round(statistics.median(ordered) * 1000, 2),
             "p99_ms": round(ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000,
                             2)}
 
 
+def pct_slower(reference_ops_s: float, measured_ops_s: float) -> float:
+    return round((reference_ops_s / measured_ops_s - 1) * 100, 1)
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     import boto3
+    import swiftclient.client
     from botocore.config import Config as BotoConfig
 
     data_dir = tempfile.mkdtemp(prefix="s3bench-")
@@ -134,32 +168,49 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                           config=BotoConfig(s3={"addressing_style": "path"},
                                             retries={"max_attempts": 1}))
         swift = SwiftClient(args.port, account_path, token)
+        library = swiftclient.client.Connection(
+            preauthurl=f"http://127.0.0.1:{args.port}{account_path}", preauthtoken=token,
+            retries=0)
         swift.request("PUT", "/bench-swift", b"")
+        library.put_container("bench-swiftclient")
         s3.create_bucket(Bucket="bench-s3")
+        apis = ("swift", "swiftclient", "s3")
+        cpu_now = lambda: proxy_cpu_s(data_dir)  # noqa: E731
         rows: dict[str, Any] = {}
         for size_name, size in SIZES.items():
             count = args.ops if size_name == "4k" else max(4, args.ops // 4)
             body = os.urandom(size)
             samples: dict[str, list[float]] = {f"{kind}_{api}": [] for kind in ("put", "get")
-                                               for api in ("swift", "s3")}
+                                               for api in apis}
+            cpu: dict[str, list[float]] = {key: [] for key in samples}
             for round_index in range(args.rounds):
                 prefix = f"{size_name}-{round_index}-"
                 log(f"{size_name}: round {round_index + 1}/{args.rounds}, {count} ops each")
-                samples["put_swift"] += timed(lambda i, p=prefix, b=body: swift.request(
-                    "PUT", f"/bench-swift/{p}{i}", b), count)
-                samples["put_s3"] += timed(lambda i, p=prefix, b=body: s3.put_object(
-                    Bucket="bench-s3", Key=f"{p}{i}", Body=b), count)
-                samples["get_swift"] += timed(lambda i, p=prefix: swift.request(
-                    "GET", f"/bench-swift/{p}{i}"), count)
-                samples["get_s3"] += timed(lambda i, p=prefix: s3.get_object(
-                    Bucket="bench-s3", Key=f"{p}{i}")["Body"].read(), count)
+                operations = {
+                    "put_swift": lambda i, p=prefix, b=body: swift.request(
+                        "PUT", f"/bench-swift/{p}{i}", b),
+                    "put_swiftclient": lambda i, p=prefix, b=body: library.put_object(
+                        "bench-swiftclient", f"{p}{i}", b),
+                    "put_s3": lambda i, p=prefix, b=body: s3.put_object(
+                        Bucket="bench-s3", Key=f"{p}{i}", Body=b),
+                    "get_swift": lambda i, p=prefix: swift.request(
+                        "GET", f"/bench-swift/{p}{i}"),
+                    "get_swiftclient": lambda i, p=prefix: library.get_object(
+                        "bench-swiftclient", f"{p}{i}"),
+                    "get_s3": lambda i, p=prefix: s3.get_object(
+                        Bucket="bench-s3", Key=f"{p}{i}")["Body"].read(),
+                }
+                for key, operation in operations.items():
+                    samples[key] += timed(operation, count, cpu[key], cpu_now)
             for kind in ("put", "get"):
-                swift_row = summary(samples[f"{kind}_swift"])
-                s3_row = summary(samples[f"{kind}_s3"])
-                rows[f"{kind}_{size_name}"] = {
-                    "swift": swift_row, "s3": s3_row,
-                    "s3_overhead_pct": round((swift_row["ops_s"] / s3_row["ops_s"] - 1) * 100,
-                                             1)}
+                row = {api: summary(samples[f"{kind}_{api}"], cpu[f"{kind}_{api}"])
+                       for api in apis}
+                row["s3_overhead_pct"] = pct_slower(row["swift"]["ops_s"], row["s3"]["ops_s"])
+                row["s3_vs_swiftclient_pct"] = pct_slower(row["swiftclient"]["ops_s"],
+                                                          row["s3"]["ops_s"])
+                row["proxy_cpu_overhead_pct"] = round(
+                    (row["s3"]["proxy_cpu_ms"] / row["swift"]["proxy_cpu_ms"] - 1) * 100, 1)
+                rows[f"{kind}_{size_name}"] = row
         return {"bench": "s3_overhead", "ops_per_round_4k": args.ops, "rounds": args.rounds,
                 "target_overhead_pct": 15, "rows": rows}
     finally:
