@@ -74,6 +74,9 @@ def banner(layout: Layout) -> str:
         "  swift upload photos README.md && swift list photos",
         f"  curl -si -H 'X-Auth-User: {user}' -H 'X-Auth-Key: {key}' {layout.auth_url}",
         "  openstack token issue && openstack catalog list",
+        "  openstack --os-username tester --os-password testing --os-project-name test \\",
+        "      ec2 credentials create          # S3 keys for test:tester, then:",
+        f"  aws --endpoint-url {url} s3 ls",
     ])
 
 
