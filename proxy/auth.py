@@ -22,7 +22,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import json
 import logging
 import os
 import secrets
@@ -34,6 +33,7 @@ from urllib.parse import quote
 from webob import Request, Response
 
 from common.config import Config, ConfigError
+from proxy import v1_auth
 from proxy.acl import acl_grants, clean_acl
 from proxy.errors import simple_response
 from proxy.paths import split_path, wsgi_to_str
@@ -240,52 +240,20 @@ class TempAuth:
 
     def handle_auth_request(self, req: Request) -> Response:
         """GET /auth/v1.0 (or /auth/v1/<account>/auth): check the key, hand out a token."""
-        if req.method != "GET":
-            return simple_response(req, 400)
-        try:
-            path = wsgi_to_str(req.environ.get("PATH_INFO", ""))
-            segments = split_path(path[len(self.auth_prefix) - 1:], 1, 3, True)
-        except (ValueError, UnicodeError):
-            return simple_response(req, 404)
-        headers = req.headers
-        if segments[0] == "v1" and segments[2] == "auth":
-            account = segments[1] or ""
-            user_header = headers.get("X-Storage-User") or headers.get("X-Auth-User") or ""
-            if ":" in user_header:
-                header_account, _, user_name = user_header.partition(":")
-                if header_account != account:
-                    return self._unauthorized(req, account)
-            else:
-                user_name = user_header
-            key = headers.get("X-Storage-Pass") or headers.get("X-Auth-Key") or ""
-        elif segments[0] in ("v1.0", "auth"):
-            user_header = headers.get("X-Auth-User") or headers.get("X-Storage-User") or ""
-            if ":" not in user_header:
-                return self._unauthorized(req, "unknown")
-            account, _, user_name = user_header.partition(":")
-            key = headers.get("X-Auth-Key") or headers.get("X-Storage-Pass") or ""
-        else:
-            return simple_response(req, 400)
+        credentials = v1_auth.read_credentials(req, self.auth_prefix)
+        if isinstance(credentials, Response):
+            return credentials
+        account, user_name = credentials.account, credentials.user
         user = self.users.get(f"{account}:{user_name}")
-        if not (account and user_name and key) or user is None or \
-                not hmac.compare_digest(user.key.encode(), key.encode()):
+        if user is None or not hmac.compare_digest(user.key.encode(), credentials.key.encode()):
             LOGGER.info("bad credentials for %s:%s", account, user_name)
-            return self._unauthorized(req, account)
+            return v1_auth.unauthorized(req, account)
         token, expires = self.signer.issue(f"{account}:{user_name}", user.key_fingerprint,
                                            self.token_life_s)
         url = user.url.replace("$HOST", req.host_url)
         if self.storage_url_scheme != "default":
             url = self.storage_url_scheme + ":" + url.split(":", 1)[1]
-        body = json.dumps({"storage": {"default": "local", "local": url}}).encode()
-        response = simple_response(req, 200, body, content_type="application/json; charset=UTF-8")
-        response.headers.update({
-            "X-Storage-Url": url, "X-Auth-Token": token, "X-Storage-Token": token,
-            "X-Auth-Token-Expires": str(max(0, int(expires - self._clock())))})
-        return response
-
-    def _unauthorized(self, req: Request, account: str) -> Response:
-        return simple_response(req, 401, headers={
-            "Www-Authenticate": f'Swift realm="{quote(account or "unknown")}"'})
+        return v1_auth.token_response(req, url, token, expires - self._clock())
 
     # ---- authorization ----------------------------------------------------------------------
 

@@ -21,7 +21,6 @@ Owns who may do what when identity (proxy.identity_client) knows the users:
 from __future__ import annotations
 
 import functools
-import json
 import logging
 import time
 from collections.abc import Callable, Iterable
@@ -31,6 +30,7 @@ from urllib.parse import quote
 from webob import Request, Response
 
 from common.config import Config
+from proxy import v1_auth
 from proxy.acl import acl_grants, clean_acl
 from proxy.auth import ACL_ENV_KEY
 from proxy.errors import simple_response
@@ -183,31 +183,12 @@ class KeystoneAuth:
 
     def handle_v1_auth(self, req: Request) -> Response:
         """GET /auth/v1.0 (or /auth/v1/<project>/auth): a token for `project:user`."""
-        if req.method != "GET":
-            return simple_response(req, 400)
-        try:
-            path = wsgi_to_str(req.environ.get("PATH_INFO", ""))
-            segments = split_path(path[len(self.auth_prefix) - 1:], 1, 3, True)
-        except (ValueError, UnicodeError):
-            return simple_response(req, 404)
-        headers = req.headers
-        user_header = headers.get("X-Auth-User") or headers.get("X-Storage-User") or ""
-        key = headers.get("X-Auth-Key") or headers.get("X-Storage-Pass") or ""
-        if segments[0] == "v1" and segments[2] == "auth":
-            project = segments[1] or ""
-            header_project, colon, user = user_header.partition(":")
-            if not colon:
-                user = header_project
-            elif header_project != project:
-                return self._v1_unauthorized(req, project)
-        elif segments[0] in ("v1.0", "auth") and segments[1] is None:
-            project, colon, user = user_header.partition(":")
-            if not colon:
-                return self._v1_unauthorized(req, "unknown")
-        else:
-            return simple_response(req, 400)
-        if not (project and user and key) or len(key) > TOKEN_LENGTH_MAX:
-            return self._v1_unauthorized(req, project)
+        credentials = v1_auth.read_credentials(req, self.auth_prefix)
+        if isinstance(credentials, Response):
+            return credentials
+        project, user, key = credentials.account, credentials.user, credentials.key
+        if len(key) > TOKEN_LENGTH_MAX:
+            return v1_auth.unauthorized(req, project)
         try:
             issued = self.client.password_token(user, key, project, self.domain)
         except IdentityUnavailable as err:
@@ -215,19 +196,10 @@ class KeystoneAuth:
             return simple_response(req, 503)
         if issued is None:
             LOGGER.info("v1 auth refused for %s:%s", project, user)
-            return self._v1_unauthorized(req, project)
+            return v1_auth.unauthorized(req, project)
         token, context = issued
         url = f"{req.host_url}/v1/{quote(context.account(self.reseller_prefix))}"
-        body = json.dumps({"storage": {"default": "local", "local": url}}).encode()
-        response = simple_response(req, 200, body, content_type="application/json; charset=UTF-8")
-        response.headers.update({
-            "X-Storage-Url": url, "X-Auth-Token": token, "X-Storage-Token": token,
-            "X-Auth-Token-Expires": str(max(0, int(context.expires_at - time.time())))})
-        return response
-
-    def _v1_unauthorized(self, req: Request, account: str) -> Response:
-        return simple_response(req, 401, headers={
-            "Www-Authenticate": f'Swift realm="{quote(account or "unknown")}"'})
+        return v1_auth.token_response(req, url, token, context.expires_at - time.time())
 
 
 def filter_factory(conf: Config) -> Callable[[WsgiApp], WsgiApp]:
