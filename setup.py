@@ -31,6 +31,7 @@ setup(
             "ringstack-ring-builder=ring.cli:main",
             "ringstack-aio=common.aio:main",
             "ringstack-server=common.server_main:main",
+            "ringstack-recon=storage_node.recon_cli:main",
             "ringstack-identity=identity.cli:main",
         ],
     },

@@ -478,8 +478,12 @@ class RingstackAIO(Cluster):
         return [p for p in ports if port_open(p)]
 
     def start(self) -> None:
+        # Servers only, as the reference SAIO runs none of Swift's daemons either; identity
+        # runs (tokens are validated through it, then cached by the proxy).
         proc = self._aio("start", "--detach", "--port", str(self.proxy_port),
-                         "--storage-port-base", str(self.storage_base), timeout=180)
+                         "--storage-port-base", str(self.storage_base),
+                         "--identity-port", str(self.proxy_port + 5), "--servers-only",
+                         timeout=180)
         # the detached supervisor may have started some servers before failing
         self.refresh_pidfile()
         if proc.returncode:

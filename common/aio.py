@@ -89,7 +89,7 @@ def _layout(args: argparse.Namespace) -> Layout:
 
 def cmd_start(args: argparse.Namespace) -> int:
     layout = ensure_cluster(args.data_dir, args.port, args.storage_port_base,
-                            args.identity_port)
+                            args.identity_port, daemons=not args.servers_only)
     running = read_pid(os.path.join(layout.run, "aio.pid"))
     if running:
         print(f"ringstack-aio: already running (pid {running}) on port {layout.proxy_port}")
@@ -223,6 +223,9 @@ def main(argv: list[str] | None = None) -> int:
                              help="first storage server port (default 6200; fixed at creation)")
             sub.add_argument("--identity-port", type=int, default=None,
                              help="identity (Keystone v3) port (default 5000)")
+            sub.add_argument("--servers-only", action="store_true",
+                             help="no background daemons (replicators, auditors, updaters, "
+                                  "expirer), e.g. to compare with a bare Swift SAIO")
         if name == "status":
             sub.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)

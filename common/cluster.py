@@ -49,6 +49,12 @@ RING_KINDS = ("account", "container", "object")
 STORAGE_KINDS = ("object", "container", "account")
 PORT_OFFSET = {"object": 0, "container": 1, "account": 2}
 LAYOUT_FILE = "cluster.json"
+# (daemon, the server whose [DEFAULT] it shares): one of each per storage node ...
+NODE_DAEMONS = (("object-updater", "object"), ("object-replicator", "object"),
+                ("object-auditor", "object"), ("container-replicator", "container"),
+                ("account-replicator", "account"), ("db-auditor", "container"))
+# ... and one for the whole cluster (it works through the rings), beside node 1.
+CLUSTER_DAEMONS = (("object-expirer", "object"),)
 
 
 @dataclasses.dataclass
@@ -65,6 +71,7 @@ class Layout:
     proxy_workers: int = 2
     storage_workers: int = 1
     bind_ip: str = "127.0.0.1"
+    daemons_enabled: bool = True        # replicators, auditors, updater, expirer
     users: dict[str, str] = dataclasses.field(default_factory=dict)
     identity_service_password: str = ""
     project_ids: dict[str, str] = dataclasses.field(default_factory=dict)  # from bootstrap
@@ -116,6 +123,24 @@ class Layout:
         if kind == "identity":
             return os.path.join(self.etc, "identity.conf")
         return os.path.join(self.etc, f"{kind}-server", f"{node}.conf")
+
+    def daemons(self) -> list[tuple[str, str, str]]:
+        """(name, type, config path) of every background daemon (none when `daemons` is off)."""
+        if not self.daemons_enabled:
+            return []
+        result = []
+        for node in range(1, self.nodes + 1):
+            for kind, _server in NODE_DAEMONS:
+                result.append((f"{kind}-{node}", kind, self.daemon_conf_path(kind, node)))
+        for kind, _server in CLUSTER_DAEMONS:
+            result.append((kind, kind, self.daemon_conf_path(kind, 1)))
+        return result
+
+    def daemon_conf_path(self, kind: str, node: int) -> str:
+        return os.path.join(self.etc, kind, f"{node}.conf")
+
+    def recon_dir(self, node: int) -> str:
+        return os.path.join(self.data_dir, "recon", str(node))
 
     def servers(self) -> list[tuple[str, str, int]]:
         """(name, type, port) of every server: storage nodes first, then identity, the proxy
@@ -237,11 +262,14 @@ def _proxy_auth_options(layout: Layout) -> str:
     ])
 
 
-def _common_default(layout: Layout, port: int, workers: int, devices: str = "") -> str:
+def _common_default(layout: Layout, port: int, workers: int, devices: str = "",
+                    recon_dir: str = "") -> str:
     lines = ["[DEFAULT]", f"bind_ip = {layout.bind_ip}", f"bind_port = {port}",
              f"workers = {workers}", f"swift_dir = {layout.etc}", "log_level = INFO"]
     if devices:
         lines += [f"devices = {devices}", "mount_check = false"]
+    if recon_dir:
+        lines.append(f"recon_cache_path = {recon_dir}")
     return "\n".join(lines) + "\n"
 
 
@@ -283,13 +311,19 @@ def write_configs(layout: Layout) -> None:
     for node in range(1, layout.nodes + 1):
         devices = layout.devices(node)
         os.makedirs(os.path.join(devices, layout.device_name(node)), exist_ok=True)
+        os.makedirs(layout.recon_dir(node), exist_ok=True)
+
+        def default(kind: str, workers: int, node: int = node, devices: str = devices) -> str:
+            return _common_default(layout, layout.port(kind, node), workers, devices,
+                                   layout.recon_dir(node))
+
         for kind in STORAGE_KINDS:
             _write(layout.conf_path(kind, node),
-                   _common_default(layout, layout.port(kind, node), layout.storage_workers,
-                                   devices) + f"\n[{kind}-server]\n")
-        _write(os.path.join(layout.etc, "object-updater", f"{node}.conf"),
-               _common_default(layout, layout.port("object", node), 1, devices) +
-               "\n[object-updater]\n")
+                   default(kind, layout.storage_workers) + f"\n[{kind}-server]\n")
+        # A daemon shares its server's [DEFAULT] (devices, and the bind address by which a
+        # replicator finds its own devices in the ring).
+        for kind, server in NODE_DAEMONS + (CLUSTER_DAEMONS if node == 1 else ()):
+            _write(layout.daemon_conf_path(kind, node), default(server, 1) + f"\n[{kind}]\n")
 
 
 def build_rings(layout: Layout) -> None:
@@ -311,8 +345,9 @@ def build_rings(layout: Layout) -> None:
 
 def ensure_cluster(data_dir: str, proxy_port: int | None = None,
                    storage_base_port: int | None = None,
-                   identity_port: int | None = None) -> Layout:
-    """The cluster in `data_dir`, created on first use; ports can be moved on any start."""
+                   identity_port: int | None = None, daemons: bool = True) -> Layout:
+    """The cluster in `data_dir`, created on first use; ports can be moved on any start, and
+    the background daemons left out (`daemons=False`, e.g. to compare with a bare SAIO)."""
     data_dir = os.path.abspath(data_dir)
     layout = Layout.load(data_dir)
     if layout is None:
@@ -323,6 +358,7 @@ def ensure_cluster(data_dir: str, proxy_port: int | None = None,
         layout.proxy_port = proxy_port
     if identity_port is not None:
         layout.identity_port = identity_port
+    layout.daemons_enabled = daemons
     if storage_base_port is not None and storage_base_port != layout.storage_base_port:
         if os.path.exists(os.path.join(layout.etc, "object.ring")):
             raise SystemExit("the storage ports are fixed in this cluster's rings "

@@ -27,6 +27,7 @@ DAEMON_MODULES = {
     "object-updater": "storage_node.updater",
     "object-replicator": "storage_node.object_replicator",
     "object-auditor": "storage_node.auditor",
+    "db-auditor": "storage_node.db_auditor",
     "object-expirer": "storage_node.expirer",
     "container-replicator": "storage_node.container_replicator",
     "account-replicator": "storage_node.account_replicator",

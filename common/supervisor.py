@@ -117,9 +117,8 @@ class Supervisor:
             node = name.rsplit("-", 1)[-1]
             conf = self.layout.conf_path(kind, int(node) if node.isdigit() else None)
             self._spawn(name, [kind, conf])
-        for node in range(1, self.layout.nodes + 1):
-            conf = os.path.join(self.layout.etc, "object-updater", f"{node}.conf")
-            self._spawn(f"object-updater-{node}", ["object-updater", conf])
+        for name, kind, conf in self.layout.daemons():
+            self._spawn(name, [kind, conf])
 
     def _spawn(self, name: str, args: list[str]) -> None:
         log = open(os.path.join(self.layout.log, f"{name}.log"), "ab")  # noqa: SIM115
@@ -194,7 +193,7 @@ def stop_pids(layout: Layout, timeout_s: float = STOP_TIMEOUT_S) -> list[str]:
             time.sleep(POLL_INTERVAL_S)
         stopped.append("supervisor")
     names = [name for name, _kind, _port in layout.servers()] + \
-        [f"object-updater-{n}" for n in range(1, layout.nodes + 1)]
+        [name for name, _kind, _conf in layout.daemons()]
     for name in names:       # servers left behind by a supervisor that died
         pid = read_pid(pid_path(layout, name))
         if pid:

@@ -269,6 +269,8 @@ class DbServer:
         method = environ.get("REQUEST_METHOD", "")
         try:
             handler = self.handlers.get(method)
+            if handler is None and method == "REPLICATE":
+                handler = self.replicate          # database replication (db_replicator)
             if handler is None:
                 response = reply(405, {"Allow": ", ".join(sorted(self.handlers))})
             else:
@@ -295,6 +297,11 @@ class DbServer:
                              environ.get("PATH_INFO", ""), response.status_code,
                              time.monotonic() - started)
         return response(environ, start_response)
+
+    def replicate(self, request: webob.Request) -> webob.Response:
+        """REPLICATE /<dev>/<part>/<hash>: see storage_node.db_replication_server."""
+        from storage_node.db_replication_server import handle_replicate  # it imports us
+        return handle_replicate(self, request)
 
     def check_device(self, device: str) -> str:
         """The device's path; 507 when it is not a valid, present (mounted) device."""

@@ -56,6 +56,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import errno
+import fcntl
 import hashlib
 import logging
 import os
@@ -217,10 +218,14 @@ def _write_all(fd: int, data: bytes | memoryview) -> None:
 
 
 def invalidate_suffix(partition_dir: str, suffix: str) -> None:
-    """Tell the replicator a suffix changed: one O_APPEND line (atomic, no lock needed)."""
+    """Tell the replicator a suffix changed: one O_APPEND line, under an flock on the file.
+
+    The lock is the one `storage_node.suffix_hashes` holds while it reads and truncates the
+    file: without it a line appended between that read and the truncate would be lost."""
     fd = os.open(os.path.join(partition_dir, HASHES_INVALID),
                  os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
+        fcntl.flock(fd, fcntl.LOCK_EX)      # released by close()
         os.write(fd, suffix.encode("ascii") + b"\n")
     finally:
         os.close(fd)

@@ -82,7 +82,10 @@ def request(ip: str, port: int, method: str, path: str,
                 connection.putheader("Content-Length", str(len(body)))
             connection.endheaders(body or None)
             response = connection.getresponse()
-            data = response.read(max_body_bytes)
+            # read(n) allocates n bytes up front: ask for no more than the body has
+            length = response.length
+            data = response.read(max_body_bytes if length is None
+                                 else min(length, max_body_bytes))
             return HttpResult(response.status,
                               {k.lower(): v for k, v in response.getheaders()}, data)
     except HttpError:

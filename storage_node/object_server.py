@@ -13,6 +13,10 @@ is silent, Swift's swift/obj/server.py and swob). This module owns the HTTP side
   waited for at most `container_update_timeout`, and saved as an async pending (durably,
   through the device's I/O pool) for every target that did not accept, before the answer.
 
+`REPLICATE /<device>/<partition>[/<suffixes>]` (the object replicator's suffix hashes) is
+handed to `object_replication_server`; requests marked `X-Backend-Replication: True` (data
+the replicator pushes) send no container update.
+
 Request parsing and validation (Swift's constraints) are `object_requests`; replies, error
 bodies, object headers and the Range/conditional answers are `object_responses` (over the
 shared rules of `common.http_rules`).
@@ -51,6 +55,8 @@ from storage_node.diskfile import (
     DiskFileReader,
     DiskFileStateChanged,
 )
+from storage_node.expirer import queue_delete_at
+from storage_node.object_replication_server import ReplicationHandler
 from storage_node.object_requests import (
     ObjectTarget,
     apply_container_overrides,
@@ -73,6 +79,7 @@ from storage_node.object_responses import (
     object_headers_for,
     range_reply,
 )
+from storage_node.recon import ReconEndpoint
 from storage_node.updater import send_to_targets
 
 SECTION = "object-server"
@@ -125,6 +132,8 @@ class ObjectServer:
             disk_chunk_bytes=self.disk_chunk_bytes,
             reclaim_age_s=conf.get_float("reclaim_age", 7 * 24 * 3600.0, minimum=0.0),
             reserve=reserve, logger=self.logger)
+        self.replication = ReplicationHandler(self.manager, self.logger)
+        self.recon = ReconEndpoint(conf)
         self._handlers: dict[str, Callable[[webob.Request, ObjectTarget], Reply]] = {
             "PUT": self.PUT, "GET": self.GET, "HEAD": self.GET, "POST": self.POST,
             "DELETE": self.DELETE}
@@ -133,11 +142,15 @@ class ObjectServer:
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]
                  ) -> Iterable[bytes]:
+        if ReconEndpoint.handles(environ.get("PATH_INFO", "")):
+            return self.recon(environ, start_response)      # GET /recon/<metric>
         started = time.monotonic()
         method = environ.get("REQUEST_METHOD", "")
         try:
             handler = self._handlers.get(method)
-            if handler is None:
+            if handler is None and method == "REPLICATE":
+                reply = self._replicate(webob.Request(environ))
+            elif handler is None:
                 reply = Reply(405, {"Allow": ", ".join(sorted(self._handlers))})
             else:
                 request = webob.Request(environ)
@@ -170,6 +183,13 @@ class ObjectServer:
         if policy_index is None or self.cluster.policies.get_by_index(policy_index) is None:
             raise HttpError(503, f"No policy with index {text}")
         return ObjectTarget(device, partition, account, container, obj, policy_index)
+
+    def _replicate(self, request: webob.Request) -> Reply:
+        """REPLICATE: suffix hashes for the object replicator (object_replication_server)."""
+        text = request.headers.get("X-Backend-Storage-Policy-Index", "0").strip() or "0"
+        if not text.isdigit() or self.cluster.policies.get_by_index(int(text)) is None:
+            raise HttpError(503, f"No policy with index {text}")
+        return self.replication(request, int(text))
 
     def _diskfile(self, target: ObjectTarget) -> DiskFile:
         return self.manager.get_diskfile(target.device, target.partition, target.account,
@@ -221,6 +241,8 @@ class ObjectServer:
         apply_container_overrides(update_headers, headers)
         self._container_update("PUT", request, target, diskfile, update_headers,
                                timestamp.internal)
+        if delete_at is not None and str(delete_at) != existing_metadata.get("X-Delete-At"):
+            queue_delete_at(self, request, target, diskfile.device_path, delete_at, timestamp)
         return Reply(201, {"ETag": f'"{etag}"'})
 
     def _put_streamed(self, request: webob.Request, diskfile: DiskFile, timestamp: Timestamp,
@@ -434,6 +456,8 @@ class ObjectServer:
         apply_container_overrides(update_headers, state.metadata)
         self._container_update("PUT", request, target, diskfile, update_headers,
                                metadata["X-Timestamp"])
+        if delete_at is not None and str(delete_at) != state.metadata.get("X-Delete-At"):
+            queue_delete_at(self, request, target, diskfile.device_path, delete_at, timestamp)
         reply_headers = {"X-Backend-Content-Type": ctype["Content-Type"]}
         reply_headers.update((k, v) for k, v in state.metadata.items()
                              if k.lower().startswith(SYSMETA_PREFIX))
@@ -496,6 +520,10 @@ class ObjectServer:
         """Tell the container servers; save what they did not accept before answering."""
         targets = container_targets(request.headers, self.logger)
         if not targets:
+            return
+        if is_true(request.headers.get("X-Backend-Replication")):
+            # A replicated copy: the original write told the containers already, and
+            # replication must not fan the update out again.
             return
         update_headers = dict(update_headers)
         update_headers.update({
