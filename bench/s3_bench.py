@@ -158,7 +158,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     log(f"starting the aio cluster in {data_dir}")
     aio("start", "--detach", "--data-dir", data_dir, "--port", str(args.port),
         "--storage-port-base", str(args.storage_port_base), "--identity-port",
-        str(identity_port))
+        str(identity_port), "--servers-only")   # no daemons' passes in the figures
     try:
         access, secret = ec2_credentials(f"http://127.0.0.1:{identity_port}")
         account_path, token = swift_auth(args.port)
