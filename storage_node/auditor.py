@@ -25,13 +25,11 @@ Database integrity is audited by `storage_node.db_auditor`.
 from __future__ import annotations
 
 import dataclasses
-import errno
 import hashlib
 import logging
 import os
 import re
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -42,13 +40,11 @@ from storage_node import ondisk, recon
 from storage_node.cluster_config import DEFAULT_SWIFT_DIR, ClusterConfig
 from storage_node.devices import DeviceUnavailable, check_device
 from storage_node.diskfile import (
-    QUARANTINE_DIR,
     CorruptFile,
-    invalidate_suffix,
+    quarantine_hash_dir,
     read_footer,
     read_metadata,
 )
-from storage_node.durable import fsync_dir
 
 SECTION = "object-auditor"
 DATADIR_PATTERN = re.compile(r"^objects(-(\d+))?$")
@@ -130,32 +126,12 @@ def iter_audit_locations(device: str, device_path: str) -> Iterator[AuditLocatio
                                             name_hash)
 
 
-def quarantine_hash_dir(location: AuditLocation, reason: str,
+def quarantine_location(location: AuditLocation, reason: str,
                         logger: logging.Logger) -> str | None:
     """Move the hash directory aside as `DiskFile.quarantine` does; None if already gone.
-
-    The auditor cannot always build a DiskFile (a corrupt footer hides the object's name, a
-    misplaced file names another directory), so the same steps are taken here from the path:
-    rename into `<dev>/quarantined/<datadir>/` (a uuid suffix when the name is taken), fsync
-    both directories, invalidate the suffix for the replicator.
-    """
-    root = os.path.join(location.device_path, QUARANTINE_DIR, location.datadir)
-    os.makedirs(root, exist_ok=True)
-    destination = os.path.join(root, location.name_hash)
-    try:
-        os.rename(location.hash_dir, destination)
-    except FileNotFoundError:
-        return None
-    except OSError as err:
-        if err.errno not in (errno.EEXIST, errno.ENOTEMPTY):
-            raise
-        destination = f"{destination}-{uuid.uuid4().hex}"
-        os.rename(location.hash_dir, destination)
-    fsync_dir(root)
-    fsync_dir(os.path.dirname(location.hash_dir))
-    invalidate_suffix(location.partition_dir, location.suffix)
-    logger.error("quarantined %s to %s: %s", location.hash_dir, destination, reason)
-    return destination
+    (A DiskFile cannot always be built here: a corrupt footer hides the object's name.)"""
+    return quarantine_hash_dir(location.device_path, location.datadir, location.hash_dir,
+                               location.partition_dir, location.suffix, reason, logger)
 
 
 # ---- settings and stats -------------------------------------------------------------------------
@@ -291,7 +267,7 @@ class ObjectAuditor:
         if problem is None:
             return "ok"
         try:
-            if quarantine_hash_dir(location, problem, self.logger) is None:
+            if quarantine_location(location, problem, self.logger) is None:
                 return "skipped"
         except OSError as err:
             self.logger.error("cannot quarantine %s (%s): %s", location.hash_dir, problem, err)

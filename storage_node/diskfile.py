@@ -231,6 +231,31 @@ def invalidate_suffix(partition_dir: str, suffix: str) -> None:
         os.close(fd)
 
 
+def quarantine_hash_dir(device_path: str, datadir: str, hash_dir: str, partition_dir: str,
+                        suffix: str, reason: str, logger: logging.Logger) -> str | None:
+    """Move a hash directory to `<dev>/quarantined/<datadir>/` (a uuid suffix when the name is
+    taken), fsync both directories and invalidate the suffix so the replicator restores it;
+    None if the directory is already gone. Works from the path alone, so the auditor can
+    quarantine files whose footer (and so whose object name) is unreadable."""
+    root = os.path.join(device_path, QUARANTINE_DIR, datadir)
+    os.makedirs(root, exist_ok=True)
+    destination = os.path.join(root, os.path.basename(hash_dir))
+    try:
+        os.rename(hash_dir, destination)
+    except FileNotFoundError:
+        return None
+    except OSError as err:
+        if err.errno not in (errno.EEXIST, errno.ENOTEMPTY):
+            raise
+        destination = f"{destination}-{uuid.uuid4().hex}"
+        os.rename(hash_dir, destination)
+    fsync_dir(root)
+    fsync_dir(os.path.dirname(hash_dir))
+    invalidate_suffix(partition_dir, suffix)
+    logger.error("quarantined %s to %s: %s", hash_dir, destination, reason)
+    return destination
+
+
 def cleanup_ondisk_files(hash_dir: str,
                          reclaim_before: Timestamp | None = None) -> ondisk.OnDiskState:
     """Remove a hash directory's obsolete files (and the directory once empty). Blocking."""
@@ -462,24 +487,9 @@ class DiskFile:
 
     def _quarantine(self, reason: str) -> str | None:
         """Move the whole hash directory aside; None if someone else already did."""
-        root = os.path.join(self.device_path, QUARANTINE_DIR, self.datadir)
-        os.makedirs(root, exist_ok=True)
-        destination = os.path.join(root, self.name_hash)
-        try:
-            os.rename(self.hash_dir, destination)
-        except FileNotFoundError:
-            return None
-        except OSError as err:
-            if err.errno not in (errno.EEXIST, errno.ENOTEMPTY):
-                raise
-            destination = f"{destination}-{uuid.uuid4().hex}"
-            os.rename(self.hash_dir, destination)
-        fsync_dir(root)
-        fsync_dir(os.path.dirname(self.hash_dir))
-        invalidate_suffix(self.partition_dir, self.suffix)
-        self.manager.logger.error("quarantined %s to %s: %s", self.hash_dir, destination,
-                                  reason)
-        return destination
+        return quarantine_hash_dir(self.device_path, self.datadir, self.hash_dir,
+                                   self.partition_dir, self.suffix, reason,
+                                   self.manager.logger)
 
 
 class DiskFileWriter:
