@@ -15,8 +15,11 @@ and the proxy's CPU ms per operation for three clients: `swift` (raw http.client
 - `s3_overhead_pct` = (Swift ops/s / S3 ops/s - 1) * 100, boto3 against raw HTTP: boto3's own
   client work (signing, XML, ~2 ms per call) counts, as it does for a user;
 - `s3_vs_swiftclient_pct`: the same against python-swiftclient, client library to library;
-- `proxy_cpu_overhead_pct`: the proxy's CPU per S3 operation against per Swift operation, the
-  S3 layer's own cost on the server, whatever the client.
+- `proxy_cpu_overhead_pct`: the proxy's CPU per boto3 S3 operation against per raw Swift
+  operation (a slow client leaves the proxy's caches cold between requests, which counts here);
+- `s3_layer_overhead_pct`: `s3_signed` (the same signed S3 requests as boto3's, made with
+  botocore's signer over raw http.client) against raw Swift: the S3 layer's own cost,
+  signature checks and payload hashing included, with the client's cost taken out.
 Progress goes to stderr.
 
     PYTHONPATH=. python bench/s3_bench.py --quick       # smoke run (~1 min)
@@ -82,6 +85,35 @@ def swift_auth(proxy_port: int) -> tuple[str, str]:
     with urllib.request.urlopen(request, timeout=30) as response:
         url = response.headers["X-Storage-Url"]
         return url.split(str(proxy_port), 1)[1], response.headers["X-Auth-Token"]
+
+
+class SignedS3Client:
+    """S3 PUT/GET signed by botocore's SigV4 signer, sent over one keep-alive http.client
+    connection: the same requests boto3 makes, without boto3's per-call client work, so the
+    difference to `SwiftClient` is the S3 layer's cost on the server."""
+
+    def __init__(self, port: int, access: str, secret: str):
+        from botocore.auth import S3SigV4Auth
+        from botocore.credentials import Credentials
+
+        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        self.endpoint = f"http://127.0.0.1:{port}"
+        self.signer = S3SigV4Auth(Credentials(access, secret), "s3", REGION)
+
+    def request(self, method: str, path: str, body: bytes | None = None) -> bytes:
+        from botocore.awsrequest import AWSRequest
+
+        request = AWSRequest(method=method, url=self.endpoint + path, data=body or b"")
+        self.signer.add_auth(request)
+        headers = dict(request.headers.items())
+        if body is not None:
+            headers["Content-Length"] = str(len(body))
+        self.conn.request(method, path, body=body, headers=headers)
+        response = self.conn.getresponse()
+        data = response.read()
+        if response.status >= 300:
+            raise RuntimeError(f"S3 {method} {path}: {response.status} {data[:200]!r}")
+        return data
 
 
 class SwiftClient:
@@ -174,7 +206,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         swift.request("PUT", "/bench-swift", b"")
         library.put_container("bench-swiftclient")
         s3.create_bucket(Bucket="bench-s3")
-        apis = ("swift", "swiftclient", "s3")
+        signed = SignedS3Client(args.port, access, secret)
+        apis = ("swift", "swiftclient", "s3", "s3_signed")
         cpu_now = lambda: proxy_cpu_s(data_dir)  # noqa: E731
         rows: dict[str, Any] = {}
         for size_name, size in SIZES.items():
@@ -199,6 +232,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                         "bench-swiftclient", f"{p}{i}"),
                     "get_s3": lambda i, p=prefix: s3.get_object(
                         Bucket="bench-s3", Key=f"{p}{i}")["Body"].read(),
+                    "put_s3_signed": lambda i, p=prefix, b=body: signed.request(
+                        "PUT", f"/bench-s3/signed-{p}{i}", b),
+                    "get_s3_signed": lambda i, p=prefix: signed.request(
+                        "GET", f"/bench-s3/signed-{p}{i}"),
                 }
                 for key, operation in operations.items():
                     samples[key] += timed(operation, count, cpu[key], cpu_now)
@@ -210,6 +247,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                                                           row["s3"]["ops_s"])
                 row["proxy_cpu_overhead_pct"] = round(
                     (row["s3"]["proxy_cpu_ms"] / row["swift"]["proxy_cpu_ms"] - 1) * 100, 1)
+                row["s3_layer_overhead_pct"] = pct_slower(row["swift"]["ops_s"],
+                                                          row["s3_signed"]["ops_s"])
                 rows[f"{kind}_{size_name}"] = row
         return {"bench": "s3_overhead", "ops_per_round_4k": args.ops, "rounds": args.rounds,
                 "target_overhead_pct": 15, "rows": rows}

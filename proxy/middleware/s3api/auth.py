@@ -42,10 +42,18 @@ class S3Authenticator(Protocol):
 
 
 def _iso_time(text: str) -> float | None:
-    try:
-        return float(calendar.timegm(time.strptime(text, "%Y%m%dT%H%M%SZ")))
-    except ValueError:
+    """`YYYYMMDDTHHMMSSZ` (X-Amz-Date) as unix time; by hand, since strptime costs ~5% of a
+    small GET's proxy CPU."""
+    if len(text) != 16 or text[8] != "T" or text[15] != "Z" or \
+            not (text[:8] + text[9:15]).isdigit():
         return None
+    fields = (int(text[0:4]), int(text[4:6]), int(text[6:8]), int(text[9:11]),
+              int(text[11:13]), int(text[13:15]))
+    year, month, day, hour, minute, second = fields
+    if not (1 <= month <= 12 and 1 <= day <= calendar.monthrange(year, month)[1] and
+            hour <= 23 and minute <= 59 and second <= 60):
+        return None
+    return float(calendar.timegm((*fields, 0, 0, 0)))
 
 
 def _http_time(text: str) -> float | None:
