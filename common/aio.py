@@ -42,7 +42,7 @@ def env_lines(layout: Layout) -> list[str]:
     # ST_AUTH_VERSION keeps `swift` on v1 auth even though OS_IDENTITY_API_VERSION is set.
     lines = [f"export ST_AUTH={layout.auth_url}", f"export ST_USER={user}",
              f"export ST_KEY={value.split()[0]}", "export ST_AUTH_VERSION=1.0",
-             *openrc_lines(layout)]
+             *openrc_lines(layout), f"export RINGSTACK_DIR={layout.etc}"]
     # The clients installed beside this Python (the quick start's venv) go on PATH too.
     bin_dir = os.path.dirname(sys.executable)
     if os.path.exists(os.path.join(bin_dir, "swift")):

@@ -30,12 +30,14 @@ from typing import Any
 import eventlet
 
 from ring.device import format_address
+from ring.errors import RingError
 from ring.hashing import load_hash_secrets
 from ring.ring import Ring
 from storage_node import direct_client
 from storage_node.recon import ring_md5s
 
-DEFAULT_SWIFT_DIR = "/etc/ringstack"
+# `ringstack-aio env` exports RINGSTACK_DIR (the all-in-one's etc/) for tools like this one.
+DEFAULT_SWIFT_DIR = os.environ.get("RINGSTACK_DIR", "/etc/ringstack")
 METRICS = ("replication/object", "replication/container", "replication/account",
            "auditor/object", "expirer/object", "async", "quarantined", "diskusage",
            "ringmd5", "time")
@@ -249,6 +251,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sample", type=int, default=100,
                         help="dispersion: at most this many objects (and containers)")
     args = parser.parse_args(argv)
+    try:
+        return run(args, parser)
+    except (OSError, ValueError, RingError) as err:
+        print(f"ringstack-recon: cannot read the cluster's rings in {args.swift_dir}: {err} "
+              "(set --swift-dir or RINGSTACK_DIR)", file=sys.stderr)
+        return 2
+
+
+def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     if args.command == "dispersion":
         if not args.account:
             parser.error("dispersion needs --account")
