@@ -98,6 +98,10 @@ def response_headers(response: http_client.HTTPResponse) -> dict[str, str]:
 class NodeIter:
     """Primaries then handoffs, skipping error-limited nodes, `node_count` nodes at most.
 
+    The skipped nodes come last, once the ring has no healthy node left to offer: a node that
+    failed recently may well be back (a restarted server stays limited for the whole
+    suppression interval), and trying it beats answering 503 with too few nodes.
+
     Not a generator: several greenthreads of one request may pull from one iterator (a PUT's
     connections replacing failed primaries), and there is no I/O inside `__next__`.
     """
@@ -116,6 +120,7 @@ class NodeIter:
         self.log_handoffs = log_handoffs
         self._primary_index = 0
         self._handoffs: Iterator[Node] | None = None
+        self._skipped: list[Node] = []
         self.yielded = 0
         self.handoffs_used = 0
 
@@ -130,8 +135,14 @@ class NodeIter:
             else:
                 if self._handoffs is None:
                     self._handoffs = self.ring.get_more_nodes(self.part)
-                node = next(self._handoffs)     # StopIteration: no more devices in the ring
+                node = next(self._handoffs, None)
+                if node is None:                # no more devices in the ring
+                    if not self._skipped:
+                        raise StopIteration
+                    self.yielded += 1
+                    return self._skipped.pop(0)
                 if self.limiter.is_limited(node):
+                    self._skipped.append(node)
                     continue
                 self.handoffs_used += 1
                 if self.log_handoffs:
@@ -140,6 +151,7 @@ class NodeIter:
                 self.yielded += 1
                 return node
             if self.limiter.is_limited(node):
+                self._skipped.append(node)
                 continue
             self.yielded += 1
             return node
@@ -218,3 +230,5 @@ class Backend:
             self.limiter.limit(node, f"ERROR Insufficient Storage ({what})")
         elif status >= 500:
             self.limiter.record_error(node, f"ERROR {status} from storage node re: {what}")
+        else:
+            self.limiter.record_success(node)

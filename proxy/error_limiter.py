@@ -65,6 +65,12 @@ class ErrorLimiter:
             window.clear()
             self._suppress(key, node, now, f"{self.suppression_limit} errors")
 
+    def record_success(self, node: Node) -> None:
+        """`node` answered: a limited node is back (tried as a last resort), use it again.
+        Its recent errors still count, so a flapping node is limited again soon."""
+        if self._limited_until and self._limited_until.pop(node_key(node), None) is not None:
+            self.logger.info("no longer error limiting %s: it answered", node_name(node))
+
     def limit(self, node: Node, why: str) -> None:
         """Skip `node` at once (e.g. it answered 507 Insufficient Storage)."""
         self.logger.error("%s %s", why, node_name(node))

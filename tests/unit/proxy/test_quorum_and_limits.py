@@ -117,6 +117,28 @@ def test_node_iter_ends_with_the_ring(tmp_path):
     assert len(nodes) == 4
 
 
+def test_node_iter_tries_limited_nodes_last_when_the_ring_runs_out(tmp_path):
+    # 4 devices, 3 of them limited (restarted servers stay limited for the interval): the
+    # healthy one comes first, then the limited ones, rather than a 503 with too few nodes.
+    ring = _ring(tmp_path, devices=4)
+    limiter = ErrorLimiter(60, 10)
+    primaries = ring.get_part_nodes(2)
+    handoff = next(iter(ring.get_more_nodes(2)))
+    for node in primaries:
+        limiter.limit(node, "test")
+    nodes = list(NodeIter(ring, 2, limiter, 6))
+    assert [(n.ip, n.port) for n in nodes] == \
+        [(n.ip, n.port) for n in [handoff, *primaries]]
+
+
+def test_a_limited_node_that_answers_is_used_again():
+    limiter = ErrorLimiter(60, 10, clock=FakeClock())
+    node = _node()
+    limiter.limit(node, "507")
+    limiter.record_success(node)
+    assert not limiter.is_limited(node)
+
+
 def test_request_node_count_syntax():
     assert node_count_for("2 * replicas", 3) == 6
     assert node_count_for("5", 3) == 5
