@@ -100,16 +100,25 @@ class FreeSpaceReserve:
             raise ValueError(f"negative reserve: {text!r}")
         return cls(bytes_min=value)
 
-    def check(self, path: str, device: str, incoming_bytes: int) -> None:
-        """Raise DeviceFull if writing `incoming_bytes` would eat into the reserve."""
-        if not self.bytes_min and not self.percent_min:
+    def check(self, path: str, device: str, incoming_bytes: int,
+              require_room: bool = False) -> None:
+        """Raise DeviceFull if writing `incoming_bytes` would eat into the reserve, or, with
+        `require_room`, if the file system cannot hold them at all (a full disk found before
+        a body is read: afterwards the proxy can no longer send the body elsewhere)."""
+        if not self.bytes_min and not self.percent_min and not require_room:
             return
         stats = os.statvfs(path)
         free_bytes = stats.f_bavail * stats.f_frsize - incoming_bytes
+        if require_room and free_bytes < ROOM_MARGIN_BYTES:
+            raise DeviceFull(device, "no room for the body")
         total_bytes = stats.f_blocks * stats.f_frsize
         if free_bytes < self.bytes_min or (
                 total_bytes and 100.0 * free_bytes / total_bytes < self.percent_min):
             raise DeviceFull(device, "free space below fallocate_reserve")
+
+
+# Besides the body: the metadata footer and block rounding of a new file.
+ROOM_MARGIN_BYTES = 16384
 
 
 class BlockingPool:

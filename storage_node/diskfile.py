@@ -453,6 +453,13 @@ class DiskFile:
         the free-space reserve before any byte is written."""
         return DiskFileWriter(self, size)
 
+    def check_room(self, size: int) -> None:
+        """DeviceFull unless the device can take a `size`-byte object. Inline, not in the
+        disk pool: statvfs reads counters the kernel keeps in memory, and a small PUT calls
+        this before it takes the body, so a full device still answers 507 in time for the
+        proxy to send the body to a handoff."""
+        self.manager.reserve.check(self.device_path, self.device, size, require_room=True)
+
     def write_whole(self, body: bytes, metadata: Mapping[str, str],
                     ext: str = ondisk.DATA_EXT) -> None:
         """Write a body already in memory and commit it, in one trip to a disk thread (small

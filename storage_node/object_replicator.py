@@ -61,7 +61,7 @@ from ring.ring import Node, Ring
 from storage_node import http_client, ondisk
 from storage_node.cluster_config import DEFAULT_SWIFT_DIR, ClusterConfig
 from storage_node.devices import DeviceUnavailable, DiskIOPool, check_device
-from storage_node.diskfile import CorruptFile, data_dir_name, read_metadata
+from storage_node.diskfile import TMP_DIR, CorruptFile, data_dir_name, read_metadata
 from storage_node.object_replication_server import decode_reply
 from storage_node.recon import dump_recon_cache, load_recon_cache
 from storage_node.suffix_hashes import (
@@ -345,9 +345,31 @@ class ObjectReplicator:
                 found.append(device)
         return found
 
+    def remove_stale_temp_files(self, device_path: str) -> int:
+        """Remove files in `<dev>/tmp` untouched for `reclaim_age`: writes that died before
+        their rename (a killed server) leave them, each as large as its object (fallocated),
+        and nothing else ever will. A live write touches its file far more often."""
+        tmp_dir = os.path.join(device_path, TMP_DIR)
+        cutoff = time.time() - self.settings.reclaim_age_s
+        removed = 0
+        try:
+            names = os.listdir(tmp_dir)
+        except OSError:
+            return 0
+        for name in names:
+            path = os.path.join(tmp_dir, name)
+            with contextlib.suppress(OSError):
+                if os.stat(path).st_mtime < cutoff:
+                    os.unlink(path)
+                    removed += 1
+        if removed:
+            self.logger.info("removed %d stale temp files from %s", removed, tmp_dir)
+        return removed
+
     def collect_jobs(self) -> list[Job]:
         jobs = []
-        for policy_index, ring in sorted(self.load_rings().items()):
+        rings = self.load_rings()
+        for policy_index, ring in sorted(rings.items()):
             for device in self.local_devices(ring):
                 try:
                     device_path = check_device(self.settings.devices, device.device,
@@ -356,6 +378,8 @@ class ObjectReplicator:
                     self.logger.warning("skipping device: %s", err)
                     self.stats.unmounted += 1
                     continue
+                if policy_index == min(rings):       # once per device
+                    self.remove_stale_temp_files(device_path)
                 data_dir = os.path.join(device_path, data_dir_name(policy_index))
                 try:
                     names = os.listdir(data_dir)

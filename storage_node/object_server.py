@@ -230,7 +230,9 @@ class ObjectServer:
 
         if size is not None and size <= min(SMALL_BODY_BYTES, self.disk_chunk_bytes):
             # Small: take the whole body off the network first (bad ETags never touch the
-            # disk), then open, write and commit in one trip to a disk thread.
+            # disk), then open, write and commit in one trip to a disk thread. Room on the
+            # device is checked before the body is read (that sends 100 Continue).
+            diskfile.check_room(size)
             body = b"".join(self._request_body(request, size))
             if len(body) != size:
                 raise HttpError(499)

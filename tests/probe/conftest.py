@@ -5,16 +5,22 @@ purpose (kill -9 servers, change the ring) and then heal with the real daemons.
 (v1 auth, plain http.client), the object ring, the files on every node's disk, and the
 daemons run as an operator would (`ringstack-server object-replicator CONF --once`). Servers a
 test starts itself are stopped by their pids at the end; the aio stops the rest.
+
+`probe_cluster(data_dir, servers_only=...)` is the same cluster as a context manager, for a test
+module that must prepare the data directory before the cluster starts (a device on its own small
+tmpfs) or wants no background daemons (only the `--once` passes it runs itself).
 """
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import http.client
 import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from urllib.parse import quote, urlsplit
 
 import pytest
@@ -22,7 +28,7 @@ import pytest
 from ring import Ring, load_hash_secrets
 from ring.hashing import hash_path
 from storage_node.diskfile import read_metadata
-from tests.functional.cluster import REPO, Cluster, free_port_block
+from tests.functional.cluster import REPO, Cluster, aio, free_port_block
 
 SERVER_START_TIMEOUT_S = 30.0
 DAEMON_TIMEOUT_S = 300.0
@@ -146,6 +152,54 @@ class ProbeCluster:
                 log.write(output)
             assert process.returncode == 0, f"replicator {node}: {output.decode()}"
 
+    def restart_server(self, kind: str, node: int) -> subprocess.Popen:
+        """kill -9 `<kind>-<node>` (by its pid file) and start it again from its config file
+        (re-read: how a test changes one server's options); the pid file is updated so that
+        `ringstack-aio stop` stops the new process too."""
+        name = f"{kind}-{node}"
+        with contextlib.suppress(ProcessLookupError, FileNotFoundError):
+            self.cluster.kill(name)
+        port = self.layout.port(kind, node)
+        deadline = time.monotonic() + SERVER_START_TIMEOUT_S
+        while _port_open(port):                 # the old process is gone once this closes
+            assert time.monotonic() < deadline, f"{name} still listening after kill -9"
+            time.sleep(0.1)
+        process = self.start_server(kind, self.layout.conf_path(kind, node), name, port)
+        with open(os.path.join(self.layout.run, f"{name}.pid"), "w") as handle:
+            handle.write(str(process.pid))
+        return process
+
+    def set_default_option(self, kind: str, node: int, option: str, value: str) -> None:
+        """Set `option = value` in the [DEFAULT] of `<kind>-server/<node>.conf` (the daemons
+        made by `replicator_conf` share that section). Takes effect on the next start."""
+        path = self.layout.conf_path(kind, node)
+        with open(path) as handle:
+            default, sep, rest = handle.read().partition(f"\n[{kind}-server]")
+        lines = [line for line in default.splitlines()
+                 if line.split("=", 1)[0].strip() != option]
+        lines.append(f"{option} = {value}")
+        with open(path, "w") as handle:
+            handle.write("\n".join(lines) + "\n" + sep + rest)
+
+    def direct(self, node: int, method: str, path: str, headers: dict[str, str] | None = None,
+               body: bytes = b"", kind: str = "object", timeout_s: float = 30.0
+               ) -> tuple[int, dict[str, str], bytes]:
+        """One request straight to a storage server (`path`: /<dev>/<part>/<a>/<c>/<o>)."""
+        connection = http.client.HTTPConnection("127.0.0.1", self.layout.port(kind, node),
+                                                timeout=timeout_s)
+        try:
+            connection.request(method, quote(path), body=body or None, headers=headers or {})
+            response = connection.getresponse()
+            return (response.status, {k.lower(): v for k, v in response.getheaders()},
+                    response.read())
+        finally:
+            connection.close()
+
+    def all_data_files(self) -> list[str]:
+        """Every object .data file on every node's devices (quarantined ones excluded)."""
+        return sorted(glob.glob(os.path.join(self.data_dir, "srv", "*", "*", "objects*", "*",
+                                             "*", "*", "*.data")))
+
     def stop_started(self) -> None:
         for process in self.started:
             if process.poll() is None:
@@ -160,15 +214,43 @@ def _port_open(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
+class _ProbeAio(Cluster):
+    """`Cluster`, optionally started with `--servers-only` (no background daemons)."""
+
+    servers_only: bool = False
+
+    def start(self) -> str:
+        if not self.servers_only:
+            return super().start()
+        result = aio("start", "--detach", "--servers-only", "--data-dir", self.data_dir,
+                     "--port", str(self.proxy_port), "--storage-port-base",
+                     str(self.storage_base), "--identity-port", str(self.identity_port),
+                     check=False)
+        if result.returncode != 0:
+            raise RuntimeError(f"cluster failed to start: {result.stdout}{result.stderr}\n"
+                               f"{self.logs()}")
+        return result.stdout
+
+
+@contextlib.contextmanager
+def probe_cluster(data_dir: str, servers_only: bool = False) -> Iterator[ProbeCluster]:
+    """A probe cluster in `data_dir` (which may hold prepared directories, e.g. a device
+    mounted at `<data_dir>/srv/<n>/sdb<n>`), stopped at the end."""
+    base = free_port_block(40)
+    cluster = _ProbeAio(data_dir, proxy_port=base + 35, storage_base=base)
+    cluster.servers_only = servers_only
+    try:
+        cluster.start()
+        running = ProbeCluster(cluster)
+        try:
+            yield running
+        finally:
+            running.stop_started()
+    finally:
+        cluster.stop()
+
+
 @pytest.fixture(scope="module")
 def probe(tmp_path_factory: pytest.TempPathFactory):
-    data_dir = str(tmp_path_factory.mktemp("probe-aio"))
-    base = free_port_block(40)
-    cluster = Cluster(data_dir, proxy_port=base + 35, storage_base=base)
-    cluster.start()
-    running = ProbeCluster(cluster)
-    try:
+    with probe_cluster(str(tmp_path_factory.mktemp("probe-aio"))) as running:
         yield running
-    finally:
-        running.stop_started()
-        cluster.stop()
