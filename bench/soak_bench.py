@@ -100,6 +100,7 @@ from ring import Ring, load_hash_secrets  # noqa: E402
 from ring.hashing import hash_path  # noqa: E402
 from storage_node.diskfile import read_metadata  # noqa: E402
 from storage_node.recon import load_recon_cache  # noqa: E402
+from tests.functional.cluster import free_port_block  # noqa: E402
 
 USER, KEY = "test:tester", "testing"
 CONTAINER = "soak"
@@ -121,24 +122,6 @@ def port_open(port: int) -> bool:
     with socket.socket() as sock:
         sock.settimeout(0.3)
         return sock.connect_ex(("127.0.0.1", port)) == 0
-
-
-def free_port_block(size: int, rng: random.Random) -> int:
-    """A base port with `size` consecutive bindable ports (below the ephemeral range)."""
-    for _ in range(200):
-        base = rng.randrange(10000, 30000 - size)
-        ok = True
-        for port in range(base, base + size):
-            with socket.socket() as sock:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                try:
-                    sock.bind(("127.0.0.1", port))
-                except OSError:
-                    ok = False
-                    break
-        if ok:
-            return base
-    raise RuntimeError("no block of free ports")
 
 
 # ---- the schedule -----------------------------------------------------------------------------
@@ -643,7 +626,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     result: dict[str, Any] = {"bench": "soak", "seed": args.seed, "objects": args.objects,
                               "overwrite_share": args.overwrites, "faults": args.faults,
                               "writers": args.writers}
-    base = args.port_base or free_port_block(PORT_BLOCK, random.Random())
+    base = args.port_base or free_port_block(PORT_BLOCK)
     data_dir = tempfile.mkdtemp(prefix="soak_bench_")
     cluster = SoakCluster(data_dir, base, args.replicator_concurrency)
     try:
