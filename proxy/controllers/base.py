@@ -190,15 +190,8 @@ def get_account_info(env: dict[str, Any], app: WsgiApp, swift_source: str = "GET
     `fresh`: not from the proxy's cross-request cache (usage figures, e.g. for quotas).
     """
     account = _split(env)[1]
-    key = account_cache_key(account)
-    cache = infocache(env)
-    if fresh:
-        cache.pop(key, None)
-    if key not in cache:
-        info = _info_by_subrequest(env, app, f"/v1/{account}", swift_source,
-                                   headers_to_account_info, fresh)
-        cache.setdefault(key, info)
-    return cache[key]
+    return _request_info(env, app, account_cache_key(account), f"/v1/{account}",
+                         swift_source, headers_to_account_info, fresh)
 
 
 def get_container_info(env: dict[str, Any], app: WsgiApp, swift_source: str = "GET_INFO",
@@ -210,14 +203,21 @@ def get_container_info(env: dict[str, Any], app: WsgiApp, swift_source: str = "G
     _version, account, container, _obj = _split(env)
     if not container:
         return headers_to_container_info(0, {})
-    key = container_cache_key(account, container)
+    return _request_info(env, app, container_cache_key(account, container),
+                         f"/v1/{account}/{container}", swift_source,
+                         headers_to_container_info, fresh)
+
+
+def _request_info(env: dict[str, Any], app: WsgiApp, key: str, path: str, swift_source: str,
+                  convert: Callable[[int, Mapping[str, str]], dict[str, Any]],
+                  fresh: bool) -> dict[str, Any]:
     cache = infocache(env)
     if fresh:
         cache.pop(key, None)
     if key not in cache:
-        info = _info_by_subrequest(env, app, f"/v1/{account}/{container}", swift_source,
-                                   headers_to_container_info, fresh)
-        # the proxy recorded the full info (ACLs too) before hiding owner headers: prefer it
+        info = _info_by_subrequest(env, app, path, swift_source, convert, fresh)
+        # the proxy recorded the full info (owner-only metadata and ACLs too) before hiding
+        # owner headers from the HEAD's answer: prefer that record
         cache.setdefault(key, info)
     return cache[key]
 
@@ -408,43 +408,34 @@ class Controller:
     # ---- account and container info ---------------------------------------------------------
 
     def account_info(self, account: str) -> dict[str, Any]:
-        key = account_cache_key(account)
+        ring = self.app.cluster.account_ring
+        return self._backend_info(account_cache_key(account), ring, ring.get_part(account),
+                                  f"/{account}", headers_to_account_info,
+                                  self.app.settings.recheck_account_existence_s)
+
+    def container_info(self, account: str, container: str) -> dict[str, Any]:
+        ring = self.app.cluster.container_ring
+        return self._backend_info(container_cache_key(account, container), ring,
+                                  ring.get_part(account, container), f"/{account}/{container}",
+                                  headers_to_container_info,
+                                  self.app.settings.recheck_container_existence_s)
+
+    def _backend_info(self, key: str, ring: Ring, part: int, path: str,
+                      convert: Callable[[int, Mapping[str, str]], dict[str, Any]],
+                      ttl_s: float) -> dict[str, Any]:
+        """Info from this request's infocache, else the proxy's cache, else a backend HEAD
+        (a success is cached for `ttl_s`)."""
         cache = infocache(self.env)
         if key in cache and "partition" in cache[key]:   # not one a middleware's HEAD made
             return cache[key]
         info = self.app.info_cache.get(key)
         if info is None:
             generation = self.app.info_cache.generation(key)
-            ring = self.app.cluster.account_ring
-            part = ring.get_part(account)
-            result = self.get_or_head(ring, part, f"/{account}", self._info_headers(),
-                                      method="HEAD")
-            info = headers_to_account_info(result.status, result.headers)
+            result = self.get_or_head(ring, part, path, self._info_headers(), method="HEAD")
+            info = convert(result.status, result.headers)
             info["partition"] = part
             if 200 <= result.status < 300:
-                self.app.info_cache.set(key, info, self.app.settings.recheck_account_existence_s,
-                                        generation)
-        cache[key] = info
-        return info
-
-    def container_info(self, account: str, container: str) -> dict[str, Any]:
-        key = container_cache_key(account, container)
-        cache = infocache(self.env)
-        if key in cache and "partition" in cache[key]:
-            return cache[key]
-        info = self.app.info_cache.get(key)
-        if info is None:
-            generation = self.app.info_cache.generation(key)
-            ring = self.app.cluster.container_ring
-            part = ring.get_part(account, container)
-            result = self.get_or_head(ring, part, f"/{account}/{container}",
-                                      self._info_headers(), method="HEAD")
-            info = headers_to_container_info(result.status, result.headers)
-            info["partition"] = part
-            if 200 <= result.status < 300:
-                self.app.info_cache.set(key, info,
-                                        self.app.settings.recheck_container_existence_s,
-                                        generation)
+                self.app.info_cache.set(key, info, ttl_s, generation)
         cache[key] = info
         return info
 
