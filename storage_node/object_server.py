@@ -259,10 +259,10 @@ class ObjectServer:
         in_flight: Any = None
         try:
             writer.open()
-            # The body is read a whole disk chunk at a time (the WSGI input loops over the
-            # socket until it has that much), so each chunk is handed to the disk as it came,
-            # uncopied: one thread hop per disk chunk. The disk write of one chunk runs (in its
-            # own green thread) while the next chunk arrives, so the network and the disk work
+            # The body is read a piece at a time (see SMALL_BODY_BYTES; the WSGI input loops
+            # over the socket until it has that much), so each piece is handed to the disk as
+            # it came, uncopied: one thread hop per piece. The disk write of one piece runs (in
+            # its own green thread) while the next one arrives, so the network and the disk work
             # side by side; writes stay in order, one at a time, and a failed write surfaces
             # at the next wait.
             piece = self.disk_chunk_bytes if size is None else \
